@@ -1,0 +1,28 @@
+# Two commands: `make quickstart` (train + explain on the bundled digits) and `make test`.
+# Both create .venv when there is none and install the project with its pinned torch first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lit-xai-installed
+
+.PHONY: install quickstart test benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/lit-xai fit --config configs/quickstart.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/explainers.py
+
+clean:
+	rm -rf $(VENV) lightning_logs

@@ -1,0 +1,46 @@
+"""`lit-xai fit|validate|test|predict`: Lightning's CLI over any LightningModule and LightningDataModule.
+
+Models and datamodules are chosen by `class_path` (subclass mode), configs compose (`-c a.yaml -c b.yaml`),
+the datamodule's `num_classes` and `input_shape` are passed to the model, the run's config is saved next
+to its logs (overwriting), and the seed defaults to 0.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import lit_xai.callbacks  # noqa: F401  (registers class names for short class_path values)
+import lit_xai.datamodules  # noqa: F401
+import lit_xai.explainers  # noqa: F401
+import lit_xai.metrics  # noqa: F401
+import lit_xai.models  # noqa: F401
+
+
+class LitXaiCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> LitXaiCLI:
+    """The CLI object (parses `args`, or sys.argv when None; runs the subcommand when `run`)."""
+    return LitXaiCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
+        args=args,
+        run=run,
+    )
+
+
+def main() -> None:
+    """Console entry point of `lit-xai`."""
+    build_cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Gradient sources for CAM methods: what dy_c/dA is and where it is evaluated.
+
+A CAM method is a gradient source x a weighting rule (DESIGN.md). The plain source here evaluates the
+gradient of the target score at the input itself, in one forward pass and one partial backward pass
+(`torch.autograd.grad` from the scores to the layer's activations only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lit_xai.explainers.layers import captured_output, get_layer
+from lit_xai.targets import model_outputs, resolve_targets, select_scores
+
+
+@dataclass
+class LayerGradients:
+    """Activations `A (B, K, *s)` of the target layer at the input, `dy_c/dA` of the same shape, and the targets used."""
+
+    activations: Tensor
+    gradients: Tensor
+    targets: Tensor | None
+
+
+def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """Run `model(inputs)` once and return `(outputs, activations of layer_name)`."""
+    layer = get_layer(model, layer_name)
+    with captured_output(layer, layer_name) as captured:
+        outputs = model_outputs(model, inputs)
+    if not captured:
+        raise ValueError(f"target layer {layer_name!r} did not run in the model's forward pass; choose a layer that forward uses")
+    activations = captured[0]
+    if activations.ndim != inputs.ndim or activations.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"target layer {layer_name!r} outputs shape {tuple(activations.shape)}, which is not (B, K, *spatial) like the "
+            f"inputs {tuple(inputs.shape)}; choose a convolutional layer or block"
+        )
+    return outputs, activations
+
+
+def gradients_of_scores(scores: Tensor, activations: Tensor, layer_name: str) -> Tensor:
+    """`d(sum_b scores_b)/dA`: per-sample gradients, since samples do not interact in eval mode."""
+    (gradients,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+    if gradients is None:
+        raise ValueError(f"the model's output does not depend on target layer {layer_name!r}; choose a layer on the path to the output")
+    return gradients
+
+
+def plain_gradients(model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> LayerGradients:
+    """`A(x)` and `dy_c/dA` at `x` (Grad-CAM's source)."""
+    inputs.requires_grad_(True)  # activations need a graph even when every parameter is frozen
+    outputs, activations = forward_with_activations(model, layer_name, inputs)
+    targets = resolve_targets(outputs, targets)
+    gradients = gradients_of_scores(select_scores(outputs, targets), activations, layer_name)
+    return LayerGradients(activations.detach(), gradients.detach(), targets)

@@ -1,0 +1,70 @@
+"""Finding the layer a method explains and capturing what it computes during one forward pass."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from torch import Tensor, nn
+
+SPATIAL_CONVS = (nn.Conv1d, nn.Conv2d)
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """`model.get_submodule(name)`, or a ValueError naming the closest layer names."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"target_layer must be a dotted module path such as 'layer4' or 'features.29', got {name!r}")
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+        hint = f"close matches: {', '.join(close)}" if close else f"the model has {len(names)} layers, e.g. {', '.join(names[-5:])}"
+        raise ValueError(
+            f"target_layer {name!r} is not a submodule of {type(model).__name__}; {hint}. "
+            "List every name with [n for n, _ in model.named_modules()]."
+        ) from None
+
+
+def last_conv_layer(model: nn.Module) -> str:
+    """Dotted name of the last Conv1d/Conv2d module in registration order."""
+    names = [name for name, module in model.named_modules() if isinstance(module, SPATIAL_CONVS)]
+    if not names:
+        raise ValueError(
+            f"{type(model).__name__} has no Conv1d/Conv2d layer; pass target_layer='<dotted module path>' explicitly"
+        )
+    return names[-1]
+
+
+def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
+    """The explicit name, else the model's `default_target_layer`, else its last spatial conv layer."""
+    if target_layer is not None:
+        return target_layer
+    default = getattr(model, "default_target_layer", None)
+    return default if isinstance(default, str) else last_conv_layer(model)
+
+
+@contextmanager
+def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
+    """Collect the layer's output during the forward passes run inside the block.
+
+    The hook hands a clone downstream, so the captured tensor is the layer's own output even when the
+    next module works in place (`ReLU(inplace=True)`), and gradients with respect to it are exact.
+    The hook is removed on exit, also when the block raises.
+    """
+    captured: list[Tensor] = []
+
+    def hook(module: nn.Module, args: object, output: object) -> Tensor:
+        if not isinstance(output, Tensor):
+            raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
+        if captured:
+            raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
+        captured.append(output)
+        return output.clone()
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()

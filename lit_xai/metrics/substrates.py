@@ -1,0 +1,58 @@
+"""What perturbed pixels are replaced with ("substrates") in Insertion / Deletion."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Substrate = Union[str, float, Tensor]
+SUBSTRATES = ("zeros", "blur", "mean")
+
+
+def gaussian_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Sampled, normalised 1-D Gaussian: `g_i = exp(-(i - c)^2 / (2 sigma^2)) / sum`, c the centre."""
+    offsets = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return (kernel / kernel.sum()).to(dtype)
+
+
+def gaussian_blur(inputs: Tensor, size: int = 11, sigma: float = 5.0) -> Tensor:
+    """Separable Gaussian blur of `(B, C, H, W)` or `(B, C, T)` per channel, zero padding (as RISE)."""
+    channels, spatial_dims = inputs.shape[1], inputs.ndim - 2
+    kernel = gaussian_kernel(size, sigma, inputs.dtype, inputs.device)
+    conv = F.conv1d if spatial_dims == 1 else F.conv2d
+    out = inputs
+    for axis in range(spatial_dims):
+        shape = [1, 1] + [size if a == axis else 1 for a in range(spatial_dims)]
+        weight = kernel.reshape(shape).expand(channels, *shape[1:])
+        padding = tuple(size // 2 if a == axis else 0 for a in range(spatial_dims))
+        out = conv(out, weight, padding=padding, groups=channels)
+    return out
+
+
+def check_substrate(substrate: Substrate) -> Substrate:
+    if isinstance(substrate, (Tensor, int, float)) and not isinstance(substrate, bool) or substrate in SUBSTRATES:
+        return substrate
+    raise ValueError(f"substrate must be one of {SUBSTRATES}, a number or a tensor broadcastable to the inputs, got {substrate!r}")
+
+
+def make_substrate(inputs: Tensor, substrate: Substrate) -> Tensor:
+    """The substrate for `inputs`, same shape: zeros, the Gaussian blur (11x11, sigma 5), per-image
+    channel means, a constant, or a given tensor broadcast to the inputs."""
+    if isinstance(substrate, Tensor):
+        try:
+            return substrate.to(inputs).expand_as(inputs)
+        except RuntimeError:
+            raise ValueError(
+                f"substrate of shape {tuple(substrate.shape)} cannot be broadcast to the inputs {tuple(inputs.shape)}"
+            ) from None
+    if isinstance(substrate, (int, float)):
+        return torch.full_like(inputs, float(substrate))
+    if substrate == "zeros":
+        return torch.zeros_like(inputs)
+    if substrate == "blur":
+        return gaussian_blur(inputs)
+    return inputs.mean(dim=tuple(range(2, inputs.ndim)), keepdim=True).expand_as(inputs)

@@ -1,0 +1,54 @@
+"""Shared tiny models for the tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class HandModel(nn.Module):
+    """conv1 (1x1, 1 -> 2 channels: A0 = x, A1 = 0.5 - x) -> ReLU -> conv2 (1x1, 2 -> 2 classes) -> mean.
+
+    Built for the hand computation of Grad-CAM in test_gradcam.py; `spatial_dims` 2 (images) or 1 (series).
+    """
+
+    def __init__(self, spatial_dims: int = 2) -> None:
+        super().__init__()
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv1d
+        self.conv1 = conv(1, 2, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = conv(2, 2, 1, bias=False)
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.tensor([1.0, -1.0]).view(self.conv1.weight.shape))
+            self.conv1.bias.copy_(torch.tensor([0.0, 0.5]))
+            self.conv2.weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 1.0]]).view(self.conv2.weight.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.conv1(x))).flatten(2).mean(dim=2)
+
+
+@pytest.fixture
+def hand_model() -> HandModel:
+    return HandModel().eval()
+
+
+class SmallNet(nn.Module):
+    """A small CNN with BatchNorm and Dropout (state that an explainer must not disturb)."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(8, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@pytest.fixture
+def small_net() -> SmallNet:
+    torch.manual_seed(0)
+    return SmallNet()

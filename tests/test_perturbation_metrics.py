@@ -1,0 +1,145 @@
+"""Insertion and Deletion against closed forms on a linear 'probability' model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lit_xai.metrics import Deletion, Insertion, gaussian_blur
+from lit_xai.metrics.substrates import gaussian_kernel
+
+W = torch.arange(1.0, 17.0).view(1, 1, 4, 4)  # weights 1..16, total 136
+
+
+class LinearProbability(nn.Module):
+    """p(x) = sum(w * x) / sum(w), returned as logits [log p, log(1 - p)] so that softmax gives p exactly."""
+
+    def __init__(self, weights: torch.Tensor = W) -> None:
+        super().__init__()
+        self.register_buffer("w", weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = (x * self.w).flatten(1).sum(1) / self.w.sum()
+        return torch.stack([torch.log(p), torch.log1p(-p)], dim=1)
+
+
+class LinearScore(LinearProbability):
+    """One output (a regressor): the raw sum(w * x)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.w).flatten(1).sum(1, keepdim=True)
+
+
+ONES = torch.ones(1, 1, 4, 4)
+TARGET = torch.tensor([0])
+
+# Deletion with saliency = w removes 16, 15, ... first: p_s = 1 - (16 s - s(s-1)/2) / 136, s = 0..16.
+# sum_s p_s = 17 - (16 * 136 - C(17, 3)) / 136 = 17 - 11 = 6, so AUC = 6/16 - (p_0 + p_16)/32 = 0.34375.
+# Insertion (zeros substrate) of the same order: sum_s p_s = 11, AUC = 11/16 - 1/32 = 0.65625;
+# inserting least salient first: sum_s p_s = C(18, 3) / 136 = 6, AUC = 0.34375.
+
+
+def test_deletion_closed_form() -> None:
+    metric = Deletion(steps=16)
+    metric.update(LinearProbability(), ONES, W[:, 0], TARGET)
+    assert metric.compute().item() == pytest.approx(0.34375, abs=1e-6)
+    expected_curve = torch.tensor([1 - (16 * s - s * (s - 1) / 2) / 136 for s in range(17)])
+    torch.testing.assert_close(metric.curve(), expected_curve, atol=1e-6, rtol=0)
+
+
+def test_insertion_closed_form_and_ordering() -> None:
+    best, worst = Insertion(steps=16, substrate="zeros"), Insertion(steps=16, substrate="zeros")
+    best.update(LinearProbability(), ONES, W[:, 0], TARGET)
+    worst.update(LinearProbability(), ONES, -W[:, 0], TARGET)
+    assert best.compute().item() == pytest.approx(0.65625, abs=1e-6)
+    assert worst.compute().item() == pytest.approx(0.34375, abs=1e-6)
+    assert Insertion.higher_is_better and not Deletion.higher_is_better
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # k_s = 4 s: p = [1, 78, 36, 10, 0] / 136 -> AUC = (1 + 2 (78 + 36 + 10) / 136) / 8 = 48 / 136
+        (4, 48 / 136),
+        # N = 16 not divisible by 3: k_s = floor(16 s / 3) = 0, 5, 10, 16 -> p = [1, 66/136, 21/136, 0]
+        (3, (1 + 2 * (66 + 21) / 136) / 6),
+    ],
+)
+def test_deletion_with_coarse_steps(steps: int, expected: float) -> None:
+    metric = Deletion(steps=steps)
+    metric.update(LinearProbability(), ONES, W[:, 0], TARGET)
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_regression_scores_the_raw_output() -> None:
+    metric = Deletion(steps=16)
+    metric.update(LinearScore(), ONES, W[:, 0])
+    assert metric.compute().item() == pytest.approx(136 * 0.34375, abs=1e-4)
+
+
+def test_time_series_closed_form() -> None:
+    model = LinearProbability(W.view(1, 1, 16))
+    metric = Deletion(steps=16)
+    metric.update(model, torch.ones(1, 1, 16), W.view(1, 16), TARGET)
+    assert metric.compute().item() == pytest.approx(0.34375, abs=1e-6)
+
+
+def test_mean_over_images_and_updates_chunking_does_not_matter() -> None:
+    model = LinearProbability()
+    inputs = ONES.repeat(3, 1, 1, 1)
+    saliency = torch.stack([W[0, 0], -W[0, 0], W[0, 0]])
+    one_by_one = Insertion(steps=16, substrate="zeros", internal_batch_size=1)
+    for i in range(3):
+        one_by_one.update(model, inputs[i : i + 1], saliency[i : i + 1], TARGET)
+    together = Insertion(steps=16, substrate="zeros", internal_batch_size=1000)
+    together.update(model, inputs, saliency, torch.zeros(3, dtype=torch.long))
+    expected = (0.65625 * 2 + 0.34375) / 3
+    assert one_by_one.compute().item() == pytest.approx(expected, abs=1e-6)
+    assert together.compute().item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_default_targets_are_the_argmax_and_all_channels_move_together() -> None:
+    model = LinearProbability(W.repeat(1, 3, 1, 1))
+    metric = Deletion(steps=16)
+    metric.update(model, torch.ones(1, 3, 4, 4), W[:, 0])  # argmax is class 0 (p = 1)
+    assert metric.compute().item() == pytest.approx(0.34375, abs=1e-6)
+
+
+def test_gaussian_blur_kernel_and_substrate() -> None:
+    kernel = gaussian_kernel(11, 5.0, torch.float64, torch.device("cpu"))
+    assert kernel.sum().item() == pytest.approx(1.0)
+    assert (kernel[0] / kernel[5]).item() == pytest.approx(math.exp(-25 / 50))
+    constant = torch.full((1, 2, 32, 32), 3.0)
+    blurred = gaussian_blur(constant)
+    assert blurred[0, :, 5:27, 5:27].sub(3.0).abs().max().item() < 1e-5  # interior: no padding reached
+    assert blurred[0, 0, 0, 0].item() == pytest.approx(3.0 * kernel[5:].sum().item() ** 2, rel=1e-5)  # zero padding
+    delta = torch.zeros(1, 1, 21, 21)
+    delta[0, 0, 10, 10] = 1
+    torch.testing.assert_close(gaussian_blur(delta.double())[0, 0, 5:16, 5:16], torch.outer(kernel, kernel))
+    # Insertion starts from the blurred image: its first point is the score of the blur
+    model = LinearProbability(torch.ones(1, 1, 32, 32))
+    image = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    metric = Insertion(steps=4)
+    metric.update(model, image, torch.rand(1, 32, 32), TARGET)
+    assert metric.curve()[0].item() == pytest.approx(gaussian_blur(image).mean().item() / 1.0, rel=1e-5)
+    assert metric.curve()[-1].item() == pytest.approx(image.mean().item(), rel=1e-5)
+
+
+def test_model_mode_untouched_and_clear_errors() -> None:
+    model = LinearProbability().train()
+    metric = Deletion(steps=4)
+    metric.update(model, ONES, W[:, 0])
+    assert model.training
+    with pytest.raises(ValueError, match=r"reduce the channels first"):
+        metric.update(model, ONES, ONES)
+    with pytest.raises(ValueError, match=r"saliency must have shape \(B, \*spatial\) = \(1, 4, 4\)"):
+        metric.update(model, ONES, torch.ones(1, 3, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        metric.update(model, ONES, torch.full((1, 4, 4), float("nan")))
+    with pytest.raises(ValueError, match="substrate must be one of"):
+        Insertion(substrate="gray")
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        Deletion(steps=0)
