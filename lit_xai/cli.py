@@ -32,6 +32,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LitXaiCLI:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
+        parser_kwargs={"allow_abbrev": False},  # a misspelt option is an error, never a silent expansion
         args=args,
         run=run,
     )

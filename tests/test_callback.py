@@ -1,0 +1,124 @@
+"""ExplainerCallback inside Lightning's loops: real gradients, same maps everywhere, no effect on training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lit_xai.callbacks import ExplainerCallback
+from lit_xai.explainers import GradCAM
+from lit_xai.metrics import Deletion, Insertion
+from tests.helpers import FailingExplainer, RecordingGradCAM, TinyData, TinyModule
+
+
+def trainer(callbacks: list[pl.Callback], max_epochs: int = 1, **kwargs: object) -> pl.Trainer:
+    options = dict(
+        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    options.update(kwargs)
+    return pl.Trainer(callbacks=callbacks, **options)
+
+
+def test_same_gradcam_maps_in_fit_validation_validate_and_test() -> None:
+    pl.seed_everything(0)
+    recorder = RecordingGradCAM()
+    callback = ExplainerCallback(explainers={"gradcam": recorder}, metrics=[Deletion(steps=8)], probe_size=100, print_table=False)
+    module, data = TinyModule(), TinyData()
+    run = trainer([callback])
+    run.fit(module, data)
+    fit_maps = torch.cat(recorder.maps)
+    recorder.maps.clear()
+    run.validate(module, data, verbose=False)
+    validate_maps = torch.cat(recorder.maps)
+    recorder.maps.clear()
+    run.test(module, data, verbose=False)
+    test_maps = torch.cat(recorder.maps)
+
+    assert fit_maps.shape == (20, 8, 8)  # the probe is the whole (20-image) validation set
+    assert (fit_maps.flatten(1).sum(1) > 0).all(), "every map must come from real gradients"
+    torch.testing.assert_close(validate_maps, fit_maps)
+    torch.testing.assert_close(test_maps, fit_maps)
+    direct = GradCAM()(module.eval(), data.val.tensors[0])
+    torch.testing.assert_close(fit_maps, direct)
+    assert callback.results["validate"]["gradcam"]["deletion"] == pytest.approx(callback.results["test"]["gradcam"]["deletion"], abs=1e-6)
+    assert run.callback_metrics["xai/gradcam/deletion"].item() == pytest.approx(callback.results["test"]["gradcam"]["deletion"], abs=1e-6)
+
+
+def test_training_is_identical_with_and_without_the_callback() -> None:
+    runs = []
+    for callbacks in ([], [ExplainerCallback(metrics=[Insertion(steps=8), Deletion(steps=8)], probe_size=12, print_table=False)]):
+        pl.seed_everything(0)
+        module = TinyModule()
+        trainer(callbacks, max_epochs=3).fit(module, TinyData())
+        runs.append(module)
+    plain, explained = runs
+    assert len(plain.losses) == 18
+    assert explained.losses == plain.losses  # exactly, step by step
+    for (name, a), (_, b) in zip(plain.state_dict().items(), explained.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert all(not m._forward_hooks and not m._backward_hooks for m in explained.modules())
+    assert all(p.requires_grad for p in explained.parameters())
+
+
+def test_resumed_run_explains_the_same_probe(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    first = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=7, probe_seed=1, print_table=False)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
+    trainer([first, checkpoint], enable_checkpointing=True).fit(TinyModule(), TinyData())
+    assert first.probe_indices is not None and len(first.probe_indices) == 7
+
+    resumed = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=7, probe_seed=2, print_table=False)
+    trainer([resumed], max_epochs=2).fit(TinyModule(), TinyData(), ckpt_path=tmp_path / "last.ckpt")
+    assert resumed.probe_indices.tolist() == first.probe_indices.tolist()
+    fresh = ExplainerCallback(probe_size=7, probe_seed=2)
+    trainer([fresh]).validate(TinyModule(), TinyData(), verbose=False)
+    assert fresh.probe_indices.tolist() != first.probe_indices.tolist()
+
+
+def test_failing_explainer_is_reported_and_training_goes_on() -> None:
+    callback = ExplainerCallback(
+        explainers={"broken": FailingExplainer(), "gradcam": GradCAM()}, metrics=[Deletion(steps=4)], probe_size=6, print_table=False
+    )
+    module = TinyModule()
+    with pytest.warns(UserWarning, match="explainer 'broken' failed.*RuntimeError: boom"):
+        run = trainer([callback], max_epochs=2)
+        run.fit(module, TinyData())
+    assert len(module.losses) == 12
+    assert callback.errors == {"broken": "RuntimeError: boom"}
+    assert "xai/gradcam/deletion" in run.callback_metrics
+    assert not any(key.startswith("xai/broken") for key in run.callback_metrics)
+
+
+def test_label_targets_and_limit_test_samples() -> None:
+    recorder = RecordingGradCAM()
+    callback = ExplainerCallback(explainers={"gradcam": recorder}, metrics=[Deletion(steps=4)], targets="label", limit_test_samples=12, print_table=False)
+    data = TinyData()
+    trainer([callback]).test(TinyModule(), data, verbose=False)
+    assert sum(len(m) for m in recorder.maps) == 12
+    assert torch.equal(torch.cat(recorder.targets), data.val.tensors[1][:12])
+
+
+def test_results_table_written_to_the_log_dir(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    callback = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=6)
+    run = trainer([callback], logger=CSVLogger(tmp_path, name="run"))
+    run.test(TinyModule(), TinyData(), verbose=False)
+    lines = (Path(run.log_dir) / "xai_results.csv").read_text().splitlines()
+    assert lines[0] == "explainer,deletion,seconds_per_sample"
+    assert [line.split(",")[0] for line in lines[1:]] == ["gradcam", "random"]
+    value = float(lines[1].split(",")[1])
+    assert value == pytest.approx(callback.results["test"]["gradcam"]["deletion"])
+    assert (Path(run.log_dir) / "xai_results.md").read_text().startswith("| explainer | deletion |")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="targets must be 'predicted' or 'label'"):
+        ExplainerCallback(targets="argmax")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="two metrics share a name"):
+        ExplainerCallback(metrics=[Deletion(), Deletion(steps=5)])

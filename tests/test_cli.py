@@ -1,0 +1,92 @@
+"""The `lit-xai` command: the quickstart end to end, help, and config errors."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lit_xai.cli import build_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lit_xai(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lit_xai", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def last_values(metrics_csv: Path) -> dict[str, float]:
+    """The last non-empty value of every column of a CSVLogger metrics.csv."""
+    values: dict[str, float] = {}
+    with metrics_csv.open() as handle:
+        for row in csv.DictReader(handle):
+            values.update({key: float(value) for key, value in row.items() if value})
+    return values
+
+
+def test_quickstart_fit_then_test(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    fit = lit_xai("fit", "--config", "configs/quickstart.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}")
+    seconds = time.perf_counter() - start
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert seconds < 180
+    run_dir = tmp_path / "quickstart" / "version_0"
+    values = last_values(run_dir / "metrics.csv")
+    assert values["val/acc"] >= 0.95
+    # Grad-CAM must beat the random baseline on both metrics of the printed table
+    assert values["xai/gradcam/deletion"] < values["xai/random/deletion"] - 0.05
+    assert values["xai/gradcam/insertion"] > values["xai/random/insertion"] + 0.05
+    assert 0.4 < values["xai/random/deletion"] < 0.6
+    assert "explainer faithfulness" in fit.stdout and "gradcam" in fit.stdout
+    assert f"{values['xai/gradcam/deletion']:.4g}" in fit.stdout  # the table shows the logged numbers
+    assert (run_dir / "config.yaml").exists()
+
+    test = lit_xai(
+        "test", "--config", "configs/quickstart.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+    )
+    assert test.returncode == 0, test.stderr[-3000:]
+    results = list(csv.DictReader((tmp_path / "quickstart" / "version_1" / "xai_results.csv").open()))
+    table = {row["explainer"]: row for row in results}
+    assert set(table) == {"gradcam", "random"}
+    assert float(table["gradcam"]["deletion"]) < float(table["random"]["deletion"])
+    assert last_values(tmp_path / "quickstart" / "version_1" / "metrics.csv")["test/acc"] >= 0.95
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
+def test_help(subcommand: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli([subcommand, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--config" in out and "--model" in out and "--data" in out
+
+
+def test_python_dash_m_works() -> None:
+    result = lit_xai("--help")
+    assert result.returncode == 0 and "fit" in result.stdout and "test" in result.stdout
+
+
+def test_unknown_config_key_gives_jsonargparse_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = (ROOT / "configs" / "quickstart.yaml").read_text().replace("probe_size: 128", "probe_sise: 128")
+    (tmp_path / "bad.yaml").write_text(config)
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli(["--config", str(tmp_path / "bad.yaml")], run=False)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Option 'probe_sise' is not accepted" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        build_cli(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.max_epoch=3"], run=False)
+    assert "unrecognized arguments: --trainer.max_epoch=3" in capsys.readouterr().err
+
+
+def test_configs_compose_and_link_datamodule_to_model(tmp_path: Path) -> None:
+    (tmp_path / "small.yaml").write_text("model:\n  init_args:\n    width: 8\ntrainer:\n  max_epochs: 1\n")
+    cli = build_cli(["-c", str(ROOT / "configs" / "quickstart.yaml"), "-c", str(tmp_path / "small.yaml")], run=False)
+    assert cli.model.hparams.width == 8 and cli.model.hparams.lr == 0.003  # both files applied
+    assert cli.model.hparams.num_classes == 10 and tuple(cli.model.hparams.input_shape) == (1, 8, 8)
+    assert cli.trainer.max_epochs == 1

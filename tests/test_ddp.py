@@ -1,0 +1,45 @@
+"""Two processes (ddp_spawn, gloo, CPU) log the same explainer metrics as one, each explaining half the probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+
+from lit_xai.callbacks import ExplainerCallback
+from lit_xai.explainers import RandomSaliency
+from lit_xai.metrics import Deletion, Insertion
+from tests.helpers import RecordingGradCAM, TinyData, TinyModule
+
+
+def validate(devices: int, count_dir: Path) -> dict[str, float]:
+    pl.seed_everything(0)
+    callback = ExplainerCallback(
+        explainers={"gradcam": RecordingGradCAM(str(count_dir)), "random": RandomSaliency()},
+        metrics=[Insertion(steps=8), Deletion(steps=8)],
+        probe_size=16,
+        print_table=False,
+    )
+    strategy = "ddp_spawn" if devices > 1 else "auto"
+    run = pl.Trainer(
+        accelerator="cpu", devices=devices, strategy=strategy, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
+    )
+    run.validate(TinyModule(), TinyData(), verbose=False)
+    return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
+
+
+def test_two_processes_equal_one(tmp_path: Path) -> None:
+    single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
+    single_dir.mkdir()
+    ddp_dir.mkdir()
+    single = validate(1, single_dir)
+    double = validate(2, ddp_dir)
+    assert set(single) == {f"xai/{e}/{m}" for e in ("gradcam", "random") for m in ("insertion", "deletion")}
+    assert set(double) == set(single)
+    for key, value in single.items():
+        assert double[key] == pytest.approx(value, abs=1e-6), key
+    assert (single_dir / "rank0.txt").read_text().split() == ["16"]
+    assert (ddp_dir / "rank0.txt").read_text().split() == ["8"]
+    assert (ddp_dir / "rank1.txt").read_text().split() == ["8"]
