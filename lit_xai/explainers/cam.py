@@ -1,4 +1,8 @@
-"""The CAM skeleton: a gradient source, a weighting rule, then upsampling to input resolution."""
+"""The skeleton shared by layer methods (CAMs): a map at the target layer, then upsampling.
+
+`LayerExplainer` resolves the target layer and upsamples; `GradientCAM` builds the layer map from a
+gradient source and a weighting rule (DESIGN.md: "a CAM method = a gradient source x a weighting rule").
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from lit_xai.explainers.layers import resolve_target_layer
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 
 
-class LayerCAMExplainer(Explainer):
-    """Base of gradient CAM methods.
+class LayerExplainer(Explainer):
+    """Base of methods that explain through one layer's activations.
 
     Args:
         target_layer: dotted path for `model.get_submodule` ("layer4", "features.29"); `None` uses the
@@ -26,6 +30,19 @@ class LayerCAMExplainer(Explainer):
         self.target_layer = target_layer
         self.upsample = check_upsample(upsample)
 
+    @abc.abstractmethod
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        """The map `(B, *s)` at the target layer's resolution, >= 0."""
+
+    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        layer_name = resolve_target_layer(model, self.target_layer)
+        cam = self.layer_map(model, layer_name, inputs, targets)
+        return upsample(cam, tuple(inputs.shape[2:]), self.upsample)
+
+
+class GradientCAM(LayerExplainer):
+    """A gradient source (`layer_gradients`) times a weighting rule (`weigh`)."""
+
     def layer_gradients(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> LayerGradients:
         """The gradient source; the plain gradient at the input unless a subclass says otherwise."""
         return plain_gradients(model, layer_name, inputs, targets)
@@ -34,8 +51,6 @@ class LayerCAMExplainer(Explainer):
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """The weighting rule: `(B, K, *s)` activations and gradients -> map `(B, *s)`, >= 0."""
 
-    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        layer_name = resolve_target_layer(model, self.target_layer)
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         source = self.layer_gradients(model, layer_name, inputs, targets)
-        cam = self.weigh(source.activations, source.gradients)
-        return upsample(cam, tuple(inputs.shape[2:]), self.upsample)
+        return self.weigh(source.activations, source.gradients)

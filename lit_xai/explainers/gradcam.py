@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lit_xai.explainers.cam import LayerCAMExplainer
+from lit_xai.explainers.cam import GradientCAM
 from lit_xai.explainers.weighting import gradcam_map
 
 
-class GradCAM(LayerCAMExplainer):
+class GradCAM(GradientCAM):
     """Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
     Localization", ICCV 2017).
 

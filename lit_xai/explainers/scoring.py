@@ -1,0 +1,44 @@
+"""Score-based weights: the target score of the input masked by each of a layer's normalised channels.
+
+Used by Score-CAM and Poly-CAM. The masked forward passes run under `torch.no_grad()` (no activations
+kept) as batches of `internal_batch_size` (sample, channel) pairs; masks are built per batch, so memory
+does not grow with the number of channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lit_xai.targets import model_outputs, select_scores
+
+MASK_EPS = 1e-8
+
+
+def normalised_masks(activations: Tensor, size: tuple[int, ...]) -> Tensor:
+    """Channels `(N, *s)` upsampled to `size` (bilinear / linear, align_corners=True, as
+    `torch.nn.UpsamplingBilinear2d`) and min-max normalised each: `(a - min) / (max - min + 1e-8)`."""
+    mode = "linear" if len(size) == 1 else "bilinear"
+    masks = F.interpolate(activations.unsqueeze(1), size=size, mode=mode, align_corners=True).squeeze(1)
+    flat = masks.flatten(1)
+    low, high = flat.min(dim=1).values, flat.max(dim=1).values
+    shape = (-1,) + (1,) * len(size)
+    return (masks - low.view(shape)) / (high - low + MASK_EPS).view(shape)
+
+
+def masked_target_scores(
+    model: nn.Module, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int
+) -> Tensor:
+    """`(B, K)`: raw target score of `inputs[b] * mask(activations[b, k])` for every sample b and channel k."""
+    batch, channels = activations.shape[:2]
+    size = tuple(inputs.shape[2:])
+    scores = torch.empty(batch * channels, dtype=inputs.dtype, device=inputs.device)
+    with torch.no_grad():
+        for start in range(0, batch * channels, internal_batch_size):
+            pairs = torch.arange(start, min(start + internal_batch_size, batch * channels), device=inputs.device)
+            sample, channel = pairs // channels, pairs % channels
+            masks = normalised_masks(activations[sample, channel], size).unsqueeze(1)
+            outputs = model_outputs(model, inputs[sample] * masks)
+            scores[pairs] = select_scores(outputs, None if targets is None else targets[sample])
+    return scores.view(batch, channels)
