@@ -1,11 +1,12 @@
-"""Grad-CAM."""
+"""Gradient-weighted CAMs: the plain gradient source with each weighting rule."""
 
 from __future__ import annotations
 
 from torch import Tensor
 
 from lit_xai.explainers.cam import GradientCAM
-from lit_xai.explainers.weighting import gradcam_map
+from lit_xai.explainers.upsample import UpsampleMode
+from lit_xai.explainers.weighting import gradcam_map, gradcampp_map, hirescam_map, layercam_map, xgradcam_map
 
 
 class GradCAM(GradientCAM):
@@ -22,3 +23,68 @@ class GradCAM(GradientCAM):
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return gradcam_map(activations, gradients)
+
+
+class GradCAMPlusPlus(GradientCAM):
+    """Grad-CAM++ (Chattopadhay et al., "Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep
+    Convolutional Networks", WACV 2018), with g = dy^c/dA (the exponential-output form of the paper):
+
+        alpha_kij = g_kij^2 / (2 g_kij^2 + sum_ab A_kab g_kij^3 + eps),   alpha_kij = 0 where g_kij = 0
+        w_k       = sum_ij alpha_kij ReLU(g_kij)
+        L^c       = ReLU(sum_k w_k A^k)
+
+    `eps` only guards the division. pytorch-grad-cam uses 1e-6, which dominates the denominator when
+    gradients are small (|g| < ~1e-3); the default here is 1e-12 so the paper's ratio is kept. Pass
+    `eps=1e-6` to reproduce pytorch-grad-cam.
+    """
+
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-12) -> None:
+        super().__init__(target_layer, upsample)
+        self.eps = eps
+
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return gradcampp_map(activations, gradients, self.eps)
+
+
+class XGradCAM(GradientCAM):
+    """XGrad-CAM (Fu et al., "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of
+    CNNs", BMVC 2020):
+
+        w_k = sum_ij (A_kij / (sum_ab A_kab + eps)) dy^c/dA_kij,     L^c = ReLU(sum_k w_k A^k)
+
+    `eps` = 1e-7 as in pytorch-grad-cam.
+    """
+
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-7) -> None:
+        super().__init__(target_layer, upsample)
+        self.eps = eps
+
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return xgradcam_map(activations, gradients, self.eps)
+
+
+class HiResCAM(GradientCAM):
+    """HiRes-CAM (Draelos & Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations of
+    convolutional neural networks", arXiv 2011.08891, 2020): the gradient multiplies the activations
+    element-wise instead of being averaged first,
+
+        L^c_ij = ReLU(sum_k dy^c/dA_kij * A_kij).
+
+    For a model whose head is global average pooling + linear, it equals Grad-CAM.
+    """
+
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return hirescam_map(activations, gradients)
+
+
+class LayerCAM(GradientCAM):
+    """LayerCAM (Jiang et al., "LayerCAM: Exploring Hierarchical Class Activation Maps for Localization",
+    IEEE TIP 2021): positive gradients weight each position,
+
+        L^c_ij = ReLU(sum_k ReLU(dy^c/dA_kij) * A_kij).
+
+    Meant for shallow layers too, where it keeps fine detail.
+    """
+
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return layercam_map(activations, gradients)

@@ -68,3 +68,20 @@ def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
         yield captured
     finally:
         handle.remove()
+
+
+@contextmanager
+def replaced_output(layer: nn.Module, name: str, replacement: Tensor) -> Iterator[None]:
+    """Inside the block, the layer's output is replaced by `replacement` (same shape), e.g. ablated activations."""
+
+    def hook(module: nn.Module, args: object, output: object) -> Tensor:
+        if not isinstance(output, Tensor) or output.shape != replacement.shape:
+            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"target layer {name!r} produced {got}, expected {tuple(replacement.shape)} to replace")
+        return replacement
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

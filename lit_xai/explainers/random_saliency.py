@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.base import Explainer
-
-
-def sample_seed(sample: Tensor, seed: int) -> int:
-    """A 63-bit seed from `seed` and the sample's bytes: equal samples get equal seeds."""
-    digest = hashlib.blake2b(sample.detach().cpu().contiguous().numpy().tobytes(), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") ^ seed) & ((1 << 63) - 1)
+from lit_xai.explainers.seeding import per_sample_uniform
 
 
 class RandomSaliency(Explainer):
@@ -28,6 +20,4 @@ class RandomSaliency(Explainer):
         self.seed = seed
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        spatial = tuple(inputs.shape[2:])
-        maps = [torch.rand(spatial, generator=torch.Generator().manual_seed(sample_seed(x, self.seed))) for x in inputs]
-        return torch.stack(maps).to(inputs.device)
+        return per_sample_uniform(inputs, tuple(inputs.shape[2:]), self.seed)

@@ -1,0 +1,88 @@
+"""Score-CAM and Ablation-CAM: gradient-free CAMs whose channel weights come from extra forward passes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lit_xai.explainers.cam import LayerExplainer
+from lit_xai.explainers.gradients import forward_with_activations
+from lit_xai.explainers.layers import get_layer, replaced_output
+from lit_xai.explainers.scoring import masked_target_scores
+from lit_xai.explainers.upsample import UpsampleMode
+from lit_xai.explainers.weighting import weighted_channel_sum
+from lit_xai.targets import model_outputs, resolve_targets, select_scores
+
+
+def check_batch_size(internal_batch_size: int) -> int:
+    if not isinstance(internal_batch_size, int) or internal_batch_size < 1:
+        raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size!r}")
+    return internal_batch_size
+
+
+class ScoreCAM(LayerExplainer):
+    """Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
+    Networks", CVPR Workshops 2020).
+
+        M_k = (up(A_k) - min) / (max - min + 1e-8)         (bilinear, align_corners=True, to input size)
+        s_k = y^c(x * M_k)                                  (raw target logit of the masked input)
+        w   = softmax_k(s),    L^c = ReLU(sum_k w_k A_k)
+
+    The paper's baseline subtraction y^c(x_b) cancels in the softmax. As in pytorch-grad-cam the score is
+    the logit and the softmax runs over channels. All B x K masked inputs go through the model without
+    gradients in batches of `internal_batch_size`.
+    """
+
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
+        super().__init__(target_layer, upsample)
+        self.internal_batch_size = check_batch_size(internal_batch_size)
+
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        with torch.no_grad():
+            outputs, activations = forward_with_activations(model, layer_name, inputs)
+            targets = resolve_targets(outputs, targets)
+            scores = masked_target_scores(model, inputs, activations, targets, self.internal_batch_size)
+        return torch.relu(weighted_channel_sum(torch.softmax(scores, dim=1), activations))
+
+
+def ablated_scores(
+    model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int
+) -> Tensor:
+    """`(B, K)`: target score of each sample with channel k of the layer's output set to zero."""
+    layer = get_layer(model, layer_name)
+    batch, channels = activations.shape[:2]
+    scores = torch.empty(batch * channels, dtype=activations.dtype, device=activations.device)
+    for start in range(0, batch * channels, internal_batch_size):
+        pairs = torch.arange(start, min(start + internal_batch_size, batch * channels), device=inputs.device)
+        sample, channel = pairs // channels, pairs % channels
+        ablated = activations[sample].clone()
+        ablated[torch.arange(len(pairs), device=inputs.device), channel] = 0
+        with replaced_output(layer, layer_name, ablated):
+            outputs = model_outputs(model, inputs[sample])
+        scores[pairs] = select_scores(outputs, None if targets is None else targets[sample])
+    return scores.view(batch, channels)
+
+
+class AblationCAM(LayerExplainer):
+    """Ablation-CAM (Desai & Ramaswamy, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
+    via Gradient-free Localization", WACV 2020).
+
+        w_k = (y^c - y^c_k) / y^c,    L^c = ReLU(sum_k w_k A_k)
+
+    y^c_k is the raw target score when channel k of the target layer's output is set to zero. (The
+    paper ablates by zeroing; pytorch-grad-cam does the same when the layer's minimum activation is 0,
+    as after a ReLU, and uses min - 1e7 otherwise.) The B x K ablated passes run without gradients in
+    batches of `internal_batch_size`; the layers before the target layer are recomputed for each.
+    """
+
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
+        super().__init__(target_layer, upsample)
+        self.internal_batch_size = check_batch_size(internal_batch_size)
+
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        with torch.no_grad():
+            outputs, activations = forward_with_activations(model, layer_name, inputs)
+            targets = resolve_targets(outputs, targets)
+            base = select_scores(outputs, targets).unsqueeze(1)
+            ablated = ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size)
+        return torch.relu(weighted_channel_sum((base - ablated) / base, activations))

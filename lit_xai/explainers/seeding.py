@@ -1,0 +1,34 @@
+"""Randomness that depends on (seed, sample content) only, never on the batch or the process.
+
+Stochastic explainers draw their noise per sample from a generator seeded by the sample's bytes, so a
+sample gets the same draws whether it is explained alone, in a batch, or on another DDP rank, and the
+global random state is never consumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import Tensor
+
+
+def sample_seed(sample: Tensor, seed: int) -> int:
+    """A 63-bit seed from `seed` and the sample's bytes: equal samples get equal seeds."""
+    digest = hashlib.blake2b(sample.detach().cpu().contiguous().numpy().tobytes(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") ^ seed) & ((1 << 63) - 1)
+
+
+def per_sample_normal(inputs: Tensor, draws: int, seed: int) -> Tensor:
+    """Standard normal noise `(B, draws, *inputs.shape[1:])` on the inputs' device, seeded per sample."""
+    noise = [
+        torch.randn((draws, *sample.shape), generator=torch.Generator().manual_seed(sample_seed(sample, seed)))
+        for sample in inputs
+    ]
+    return torch.stack(noise).to(device=inputs.device, dtype=inputs.dtype)
+
+
+def per_sample_uniform(inputs: Tensor, shape: tuple[int, ...], seed: int) -> Tensor:
+    """U(0, 1) draws `(B, *shape)` on the inputs' device, seeded per sample."""
+    draws = [torch.rand(shape, generator=torch.Generator().manual_seed(sample_seed(sample, seed))) for sample in inputs]
+    return torch.stack(draws).to(inputs.device)

@@ -1,0 +1,102 @@
+"""Every explainer keeps the contract of DESIGN.md: shapes, dtypes, per-sample targets, 1-D and 2-D inputs,
+regression targets, any caller mode, and a model left exactly as it was found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+import lit_xai.explainers as ex
+from tests.conftest import SmallNet
+
+FACTORIES: dict[str, Callable[[], ex.Explainer]] = {
+    "GradCAM": lambda: ex.GradCAM(),
+    "GradCAMPlusPlus": lambda: ex.GradCAMPlusPlus(),
+    "XGradCAM": lambda: ex.XGradCAM(),
+    "HiResCAM": lambda: ex.HiResCAM(),
+    "LayerCAM": lambda: ex.LayerCAM(),
+    "ScoreCAM": lambda: ex.ScoreCAM(internal_batch_size=7),
+    "AblationCAM": lambda: ex.AblationCAM(internal_batch_size=7),
+    "SmoothGradCAMPlusPlus": lambda: ex.SmoothGradCAMPlusPlus(samples=3, internal_batch_size=4),
+    "RandomSaliency": lambda: ex.RandomSaliency(),
+}
+MODEL_FREE = {"RandomSaliency"}
+
+
+class SeriesNet(nn.Module):
+    """Conv1d classifier for (B, 2, 16) series with BatchNorm (state to keep)."""
+
+    def __init__(self, outputs: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1), nn.BatchNorm1d(6), nn.ReLU(), nn.Conv1d(6, 6, 3, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.MaxPool1d(2), nn.Flatten(), nn.Linear(48, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def snapshot(model: nn.Module) -> dict[str, object]:
+    return {
+        "modes": {n: m.training for n, m in model.named_modules()},
+        "flags": {n: p.requires_grad for n, p in model.named_parameters()},
+        "grads": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
+        "state": {n: t.clone() for n, t in model.state_dict().items()},
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()),
+    }
+
+
+def assert_same_snapshot(before: dict, after: dict) -> None:
+    assert before["modes"] == after["modes"] and before["flags"] == after["flags"] and after["hooks"] == before["hooks"]
+    for name, grad in before["grads"].items():
+        assert (grad is None and after["grads"][name] is None) or torch.equal(grad, after["grads"][name]), name
+    for name, tensor in before["state"].items():
+        assert torch.equal(tensor, after["state"][name]), name
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_images_per_sample_targets_and_batch_independence(name: str, small_net: SmallNet) -> None:
+    small_net.eval()
+    inputs = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 1, 2])
+    maps = FACTORIES[name]()(small_net, inputs, targets)
+    assert maps.shape == (3, 8, 8) and maps.dtype == torch.float32 and (maps >= 0).all()
+    alone = torch.cat([FACTORIES[name]()(small_net, inputs[i : i + 1], targets[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(maps, alone, rtol=1e-4, atol=1e-6)
+    if name not in MODEL_FREE:
+        other = FACTORIES[name]()(small_net, inputs, torch.tensor([1, 2, 0]))
+        assert not torch.allclose(maps, other), "the target must matter"
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_time_series_and_regression(name: str) -> None:
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(1))
+    maps = FACTORIES[name]()(SeriesNet().eval(), inputs, torch.tensor([0, 2]))
+    assert maps.shape == (2, 16) and (maps >= 0).all()
+    regressor = SeriesNet(outputs=1).eval()
+    maps = FACTORIES[name]()(regressor, inputs)
+    assert maps.shape == (2, 16) and torch.isfinite(maps).all()
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_model_left_untouched_in_any_mode(name: str, small_net: SmallNet) -> None:
+    small_net.train()
+    for p in small_net.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    small_net.head[3].bias.requires_grad_(False)
+    inputs = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    before = snapshot(small_net)
+    FACTORIES[name]()(small_net, inputs)
+    assert_same_snapshot(before, snapshot(small_net))
+
+    small_net.eval()
+    expected = FACTORIES[name]()(small_net, inputs)
+    with torch.inference_mode():
+        in_inference = FACTORIES[name]()(small_net, inputs.clone())
+    with torch.no_grad():
+        in_no_grad = FACTORIES[name]()(small_net, inputs)
+    torch.testing.assert_close(in_inference, expected)
+    torch.testing.assert_close(in_no_grad, expected)
