@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lit_xai.metrics import Deletion, Insertion, gaussian_blur
-from lit_xai.metrics.substrates import gaussian_kernel
+from lit_xai.filters import gaussian_kernel
 
 W = torch.arange(1.0, 17.0).view(1, 1, 4, 4)  # weights 1..16, total 136
 

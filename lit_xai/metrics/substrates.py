@@ -8,15 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit_xai.filters import gaussian_kernel
+
 Substrate = Union[str, float, Tensor]
 SUBSTRATES = ("zeros", "blur", "mean")
-
-
-def gaussian_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Sampled, normalised 1-D Gaussian: `g_i = exp(-(i - c)^2 / (2 sigma^2)) / sum`, c the centre."""
-    offsets = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    return (kernel / kernel.sum()).to(dtype)
 
 
 def gaussian_blur(inputs: Tensor, size: int = 11, sigma: float = 5.0) -> Tensor:
