@@ -37,6 +37,9 @@ class TinyData(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
 
+    def baseline_bank(self, size: int) -> Tensor:
+        return self.train.tensors[0][:size]
+
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val, batch_size=self.batch_size)
 

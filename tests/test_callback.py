@@ -122,3 +122,15 @@ def test_bad_arguments() -> None:
         ExplainerCallback(targets="argmax")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="two metrics share a name"):
         ExplainerCallback(metrics=[Deletion(), Deletion(steps=5)])
+
+
+def test_expected_gradcam_gets_its_baselines_from_the_training_data() -> None:
+    from lit_xai.explainers import ExpectedGradCAM
+
+    explainer = ExpectedGradCAM(draws=4)
+    callback = ExplainerCallback(explainers={"egc": explainer}, metrics=[Deletion(steps=4)], probe_size=6, baseline_bank_size=5, print_table=False)
+    data = TinyData()
+    run = trainer([callback])
+    run.validate(TinyModule(), data, verbose=False)
+    assert torch.equal(explainer.baselines.bank, data.train.tensors[0][:5])
+    assert 0 <= run.callback_metrics["xai/egc/deletion"].item() <= 1

@@ -21,9 +21,16 @@ FACTORIES: dict[str, Callable[[], ex.Explainer]] = {
     "ScoreCAM": lambda: ex.ScoreCAM(internal_batch_size=7),
     "AblationCAM": lambda: ex.AblationCAM(internal_batch_size=7),
     "SmoothGradCAMPlusPlus": lambda: ex.SmoothGradCAMPlusPlus(samples=3, internal_batch_size=4),
+    "GuidedBackprop": lambda: ex.GuidedBackprop(),
+    "GuidedGradCAM": lambda: ex.GuidedGradCAM(),
+    "ExpectedGradCAM": lambda: ex.ExpectedGradCAM(draws=4, batches=2, internal_batch_size=5),
+    "ExpectedGradCAMPlusPlus": lambda: ex.ExpectedGradCAMPlusPlus(draws=4, internal_batch_size=5),
+    "GuidedExpectedGradCAM": lambda: ex.GuidedExpectedGradCAM(baselines=ex.GaussianBaselines(), draws=4),
     "RandomSaliency": lambda: ex.RandomSaliency(),
+    "CenterSaliency": lambda: ex.CenterSaliency(),
+    "SpectralResidualSaliency": lambda: ex.SpectralResidualSaliency(),
 }
-MODEL_FREE = {"RandomSaliency"}
+MODEL_FREE = {"RandomSaliency", "CenterSaliency", "SpectralResidualSaliency"}
 
 
 class SeriesNet(nn.Module):

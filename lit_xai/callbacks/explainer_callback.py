@@ -16,7 +16,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lit_xai.callbacks.results import Results, print_results, write_results
-from lit_xai.explainers import Explainer, GradCAM, RandomSaliency
+from lit_xai.explainers import BankBaselines, Explainer, GradCAM, RandomSaliency
 from lit_xai.metrics import Deletion, Insertion
 from lit_xai.targets import resolve_targets
 
@@ -65,6 +65,8 @@ class ExplainerCallback(pl.Callback):
         every_n_epochs: explain every n-th validation epoch during `fit` (always in `validate`).
         targets: "predicted" (the model's argmax; the output itself for a regressor) or "label".
         limit_test_samples: explain at most this many test samples per process (default: all).
+        baseline_bank_size: explainers with `baselines=None` (Expected Grad-CAM and its variants) get a
+            bank of this many training inputs from the datamodule's `baseline_bank(n)` at setup.
         print_table: print the results table at the end of `fit` and `test`.
     """
 
@@ -77,6 +79,7 @@ class ExplainerCallback(pl.Callback):
         every_n_epochs: int = 1,
         targets: Literal["predicted", "label"] = "predicted",
         limit_test_samples: Optional[int] = None,
+        baseline_bank_size: int = 64,
         print_table: bool = True,
     ) -> None:
         if probe_size < 1 or every_n_epochs < 1:
@@ -93,6 +96,7 @@ class ExplainerCallback(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.targets = targets
         self.limit_test_samples = limit_test_samples
+        self.baseline_bank_size = baseline_bank_size
         self.print_table = print_table
         self.probe_indices: Tensor | None = None
         self.metrics = {name: {m: copy.deepcopy(t) for m, t in self.metric_templates.items()} for name in self.explainers}
@@ -103,6 +107,21 @@ class ExplainerCallback(pl.Callback):
         self._test_seen = 0
 
     # ---- Lightning hooks -------------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        waiting = [e for e in self.explainers.values() if hasattr(e, "baselines") and e.baselines is None]
+        datamodule = getattr(trainer, "datamodule", None)
+        if not waiting:
+            return
+        if datamodule is None or not hasattr(datamodule, "baseline_bank"):
+            rank_zero_warn(
+                "ExplainerCallback: explainers with baselines=None use zero baselines, because the datamodule has no "
+                "baseline_bank(n); pass baselines explicitly (e.g. DataBaselines(train_dataset)) to draw from the data"
+            )
+            return
+        bank = BankBaselines(datamodule.baseline_bank(self.baseline_bank_size))
+        for explainer in waiting:
+            explainer.baselines = bank
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return

@@ -59,6 +59,12 @@ class DigitsDataModule(pl.LightningDataModule):
         images = (images - mean) / std
         self.splits = {name: TensorDataset(images[idx], labels[idx]) for name, idx in (("train", train), ("val", val), ("test", test))}
 
+    def baseline_bank(self, size: int, seed: int = 0) -> Tensor:
+        """`size` normalised training images `(size, 1, 8, 8)` drawn with `seed` (baselines for Expected Grad-CAM)."""
+        self.setup()
+        images = self.splits["train"].tensors[0]
+        return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:size]]
+
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         return DataLoader(
