@@ -48,7 +48,7 @@ class ExplainerCallback(pl.Callback):
 
     Logs `xai/<explainer>/<metric>` and `xai/<explainer>/seconds_per_sample`; prints the explainer x
     metric table at the end of `fit` and `test`, and writes it to `<log_dir>/xai_results.{csv,md}` after
-    `test`. Gradients are real in every loop (explainers enable them themselves), the model trains
+    `test` when the trainer has a logger. Gradients are real in every loop (explainers enable them themselves), the model trains
     exactly as it would without the callback, and under DDP each rank explains its share of the probe
     while the metrics synchronise through torchmetrics.
 
@@ -150,7 +150,7 @@ class ExplainerCallback(pl.Callback):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish_round(pl_module, "test")
-        if trainer.is_global_zero and trainer.log_dir is not None:
+        if trainer.is_global_zero and trainer.loggers and trainer.log_dir is not None:
             write_results(self.results["test"], trainer.log_dir)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
