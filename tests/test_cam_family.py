@@ -159,3 +159,12 @@ def test_smooth_gradcam_plus_plus_is_seeded_per_sample(small_net: SmallNet) -> N
     assert (other - together).abs().max() > 1e-4
     with pytest.raises(ValueError, match="samples must be a positive int"):
         SmoothGradCAMPlusPlus(samples=0)
+
+
+def test_constant_channels_get_an_empty_mask() -> None:
+    from lit_xai.explainers.scoring import normalised_masks
+
+    channels = torch.stack([torch.full((3, 3), 3.7), torch.zeros(3, 3), torch.tensor([[0.0, 1.0, 2.0]] * 3)])
+    masks = normalised_masks(channels, (7, 7))
+    assert masks[0].abs().max() == 0 and masks[1].abs().max() == 0  # round-off must not become a [0, 1] mask
+    assert masks[2].min() == 0 and masks[2].max() == pytest.approx(1.0)

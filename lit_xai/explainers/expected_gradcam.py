@@ -10,6 +10,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
+from lit_xai.explainers.base import check_positive_int
 from lit_xai.explainers.baselines import BaselineSource, as_baseline_source
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.expected_gradients import (
@@ -21,7 +22,6 @@ from lit_xai.explainers.expected_gradients import (
 )
 from lit_xai.explainers.input_space import check_reduce, reduce_channels
 from lit_xai.explainers.layers import resolve_target_layer
-from lit_xai.explainers.score_cam import check_batch_size
 from lit_xai.explainers.upsample import UpsampleMode, upsample
 from lit_xai.explainers.weighting import gradcam_map, gradcampp_map
 
@@ -66,16 +66,15 @@ class ExpectedGradCAM(LayerExplainer):
         return_diagnostics: bool = False,
     ) -> None:
         super().__init__(target_layer, upsample)
-        for name, value in (("draws", draws), ("batches", batches)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(draws, "draws")
+        check_positive_int(batches, "batches")
         if alphas not in ALPHAS:
             raise ValueError(f"alphas must be one of {ALPHAS}, got {alphas!r}")
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
         self.baselines = baselines
         self.draws, self.batches, self.alphas, self.noise_std, self.seed = draws, batches, alphas, noise_std, seed
-        self.internal_batch_size = check_batch_size(internal_batch_size)
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
         self.tolerance = tolerance
         self.return_diagnostics = return_diagnostics
         self.diagnostics: ConvergenceDiagnostics | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lit_xai.explainers.base import check_positive_int
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.layers import get_layer, replaced_output
@@ -12,12 +13,6 @@ from lit_xai.explainers.scoring import masked_target_scores
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import weighted_channel_sum
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
-
-
-def check_batch_size(internal_batch_size: int) -> int:
-    if not isinstance(internal_batch_size, int) or internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size!r}")
-    return internal_batch_size
 
 
 class ScoreCAM(LayerExplainer):
@@ -35,7 +30,7 @@ class ScoreCAM(LayerExplainer):
 
     def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
         super().__init__(target_layer, upsample)
-        self.internal_batch_size = check_batch_size(internal_batch_size)
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
@@ -77,7 +72,7 @@ class AblationCAM(LayerExplainer):
 
     def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
         super().__init__(target_layer, upsample)
-        self.internal_batch_size = check_batch_size(internal_batch_size)
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():

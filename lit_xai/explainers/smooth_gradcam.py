@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lit_xai.explainers.base import check_positive_int
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations, gradients_of_scores
-from lit_xai.explainers.score_cam import check_batch_size
 from lit_xai.explainers.seeding import per_sample_normal
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import gradcampp_weights, weighted_channel_sum
@@ -41,12 +41,11 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         internal_batch_size: int = 32,
     ) -> None:
         super().__init__(target_layer, upsample)
-        if not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be a positive int, got {samples!r}")
+        check_positive_int(samples, "samples")
         if noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {noise_level!r}")
         self.samples, self.noise_level, self.eps, self.seed = samples, noise_level, eps, seed
-        self.internal_batch_size = check_batch_size(internal_batch_size)
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
