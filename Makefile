@@ -23,6 +23,8 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/explainers.py
+	$(BIN)/python benchmarks/expected_gradcam.py
+	$(BIN)/python benchmarks/metrics.py
 
 clean:
 	rm -rf $(VENV) lightning_logs

@@ -70,18 +70,27 @@ def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
         handle.remove()
 
 
+class ConstantOutput(nn.Module):
+    """Stands in for a layer: ignores its inputs and returns a fixed tensor."""
+
+    def __init__(self, value: Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, *args: object, **kwargs: object) -> Tensor:
+        return self.value
+
+
 @contextmanager
-def replaced_output(layer: nn.Module, name: str, replacement: Tensor) -> Iterator[None]:
-    """Inside the block, the layer's output is replaced by `replacement` (same shape), e.g. ablated activations."""
-
-    def hook(module: nn.Module, args: object, output: object) -> Tensor:
-        if not isinstance(output, Tensor) or output.shape != replacement.shape:
-            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(f"target layer {name!r} produced {got}, expected {tuple(replacement.shape)} to replace")
-        return replacement
-
-    handle = layer.register_forward_hook(hook)
+def replaced_output(model: nn.Module, name: str, replacement: Tensor) -> Iterator[None]:
+    """Inside the block the layer `name` is swapped for one that returns `replacement` (e.g. ablated
+    activations), so the layer itself is not computed; the original is put back on exit, even on error."""
+    get_layer(model, name)
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    original = parent._modules[child]
+    parent._modules[child] = ConstantOutput(replacement)
     try:
         yield
     finally:
-        handle.remove()
+        parent._modules[child] = original

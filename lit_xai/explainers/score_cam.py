@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from lit_xai.explainers.base import check_positive_int
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations
-from lit_xai.explainers.layers import get_layer, replaced_output
+from lit_xai.explainers.layers import replaced_output
 from lit_xai.explainers.scoring import masked_target_scores
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import weighted_channel_sum
@@ -44,7 +44,6 @@ def ablated_scores(
     model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int
 ) -> Tensor:
     """`(B, K)`: target score of each sample with channel k of the layer's output set to zero."""
-    layer = get_layer(model, layer_name)
     batch, channels = activations.shape[:2]
     scores = torch.empty(batch * channels, dtype=activations.dtype, device=activations.device)
     for start in range(0, batch * channels, internal_batch_size):
@@ -52,7 +51,7 @@ def ablated_scores(
         sample, channel = pairs // channels, pairs % channels
         ablated = activations[sample].clone()
         ablated[torch.arange(len(pairs), device=inputs.device), channel] = 0
-        with replaced_output(layer, layer_name, ablated):
+        with replaced_output(model, layer_name, ablated):
             outputs = model_outputs(model, inputs[sample])
         scores[pairs] = select_scores(outputs, None if targets is None else targets[sample])
     return scores.view(batch, channels)
@@ -67,7 +66,8 @@ class AblationCAM(LayerExplainer):
     y^c_k is the raw target score when channel k of the target layer's output is set to zero. (The
     paper ablates by zeroing; pytorch-grad-cam does the same when the layer's minimum activation is 0,
     as after a ReLU, and uses min - 1e7 otherwise.) The B x K ablated passes run without gradients in
-    batches of `internal_batch_size`; the layers before the target layer are recomputed for each.
+    batches of `internal_batch_size`; the target layer is swapped for its ablated activations
+    (so it is not recomputed), the layers before it are.
     """
 
     def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
