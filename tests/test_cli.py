@@ -90,3 +90,16 @@ def test_configs_compose_and_link_datamodule_to_model(tmp_path: Path) -> None:
     assert cli.model.hparams.width == 8 and cli.model.hparams.lr == 0.003  # both files applied
     assert cli.model.hparams.num_classes == 10 and tuple(cli.model.hparams.input_shape) == (1, 8, 8)
     assert cli.trainer.max_epochs == 1
+
+
+def test_every_explainer_builds_from_yaml() -> None:
+    import lit_xai.explainers as ex
+    from lit_xai.callbacks import ExplainerCallback
+
+    cli = build_cli(["-c", str(ROOT / "configs" / "quickstart.yaml"), "-c", str(ROOT / "configs" / "all_explainers.yaml")], run=False)
+    callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
+    built = {type(e).__name__ for e in callback.explainers.values()}
+    exported = {name for name in ex.__all__ if isinstance(getattr(ex, name), type) and issubclass(getattr(ex, name), ex.Explainer)}
+    assert built == exported - {"Explainer", "GradientCAM", "LayerExplainer"}
+    assert callback.explainers["expected_gradcam"].batches == 2 and callback.explainers["expected_gradcam"].draws == 16
+    assert callback.explainers["gradcam_pp"].eps == 1e-12
