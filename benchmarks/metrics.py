@@ -1,4 +1,5 @@
-"""Insertion / Deletion time divided by the time of the same number of plain forward passes.
+"""Insertion / Deletion time divided by the time of the same number of plain forward passes, and by
+quantus' PixelFlipping (the same deletion curve, numpy) on the same inputs, measured in one run.
 
     python benchmarks/metrics.py [--batch 8] [--size 224] [--steps 28]
 
@@ -47,9 +48,23 @@ def main() -> None:
     print(f"{total} plain forward passes: {reference * 1000:.0f} ms")
     print("| metric | ms | / plain forward passes |")
     print("| --- | ---: | ---: |")
+    timings = {}
     for metric in (Insertion(steps=args.steps, internal_batch_size=args.chunk), Deletion(steps=args.steps, internal_batch_size=args.chunk)):
-        seconds = best_time(lambda: metric.update(model, inputs, saliency, targets), args.repeats)
-        print(f"| {type(metric).__name__} | {seconds * 1000:.0f} | {seconds / reference:.2f} |")
+        timings[type(metric).__name__] = best_time(lambda: metric.update(model, inputs, saliency, targets), args.repeats)
+        print(f"| {type(metric).__name__} | {timings[type(metric).__name__] * 1000:.0f} | {timings[type(metric).__name__] / reference:.2f} |")
+    try:
+        import quantus
+    except ImportError:
+        print("(quantus is not installed: pip install quantus for the comparison)")
+        return
+    pixels = args.size * args.size
+    flipping = quantus.PixelFlipping(
+        features_in_step=pixels // args.steps, perturb_baseline="black", disable_warnings=True, return_auc_per_sample=False  # its AUC needs np.trapz, gone in numpy 2.4
+    )
+    x, y, a = inputs.numpy(), targets.numpy(), saliency.unsqueeze(1).numpy()
+    seconds = best_time(lambda: flipping(model=model, x_batch=x, y_batch=y, a_batch=a, device="cpu", batch_size=args.chunk), args.repeats)
+    print(f"| quantus PixelFlipping | {seconds * 1000:.0f} | {seconds / reference:.2f} |")
+    print(f"Deletion / quantus PixelFlipping: {timings['Deletion'] / seconds:.2f}")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,36 @@ class RecordingGradCAM(GradCAM):
 class FailingExplainer(GradCAM):
     def explain(self, model, inputs, targets):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
+
+
+class MetricsModule(TinyModule):
+    """Validation scores the input-gradient-free saliency |x| summed over channels with every faithfulness metric."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lit_xai.metrics import (
+            AverageDrop,
+            AverageDropInDeletion,
+            Deletion,
+            IncreaseInConfidence,
+            Insertion,
+            InsertionDeletion,
+        )
+
+        self.metrics = torch.nn.ModuleDict(
+            {
+                "insertion": Insertion(steps=8),
+                "deletion": Deletion(steps=8, patch=2),
+                "ins_del": InsertionDeletion(steps=8),
+                "ad": AverageDrop(),
+                "iic": IncreaseInConfidence(),
+                "add": AverageDropInDeletion(),
+            }
+        )
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, labels = batch
+        saliency = inputs.abs().sum(1)
+        for name, metric in self.metrics.items():
+            metric.update(self, inputs, saliency, labels)
+            self.log(f"metric/{name}", metric, on_epoch=True)

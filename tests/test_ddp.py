@@ -43,3 +43,22 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     assert (single_dir / "rank0.txt").read_text().split() == ["16"]
     assert (ddp_dir / "rank0.txt").read_text().split() == ["8"]
     assert (ddp_dir / "rank1.txt").read_text().split() == ["8"]
+
+
+def metric_values(devices: int) -> dict[str, float]:
+    from tests.helpers import MetricsModule
+
+    pl.seed_everything(0)
+    run = pl.Trainer(
+        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    run.validate(MetricsModule(), TinyData(batch_size=5), verbose=False)
+    return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("metric/")}
+
+
+def test_metrics_sync_two_processes_equal_one() -> None:
+    single, double = metric_values(1), metric_values(2)
+    assert len(single) == 6 and set(double) == set(single)
+    for key, value in single.items():
+        assert double[key] == pytest.approx(value, abs=1e-6), key

@@ -143,3 +143,46 @@ def test_model_mode_untouched_and_clear_errors() -> None:
         Insertion(substrate="gray")
     with pytest.raises(ValueError, match="steps must be a positive int"):
         Deletion(steps=0)
+
+
+def test_patches_agree_with_pixels_when_saliency_is_constant_per_patch() -> None:
+    from lit_xai.metrics import InsertionDeletion
+
+    generator = torch.Generator().manual_seed(0)
+    model = LinearProbability(torch.rand(1, 1, 8, 8, generator=generator) + 0.1)
+    inputs = torch.rand(2, 1, 8, 8, generator=generator)
+    patch_scores = torch.randperm(16, generator=generator).float().view(1, 4, 4).repeat(2, 1, 1)
+    saliency = patch_scores.repeat_interleave(2, 1).repeat_interleave(2, 2)  # constant on 2x2 patches, distinct
+    for metric_class in (Insertion, Deletion, InsertionDeletion):
+        pixels, patches = metric_class(steps=16), metric_class(steps=16, patch=2)
+        pixels.update(model, inputs, saliency)
+        patches.update(model, inputs, saliency + torch.rand(2, 8, 8, generator=generator) * 0.1)  # within-patch noise is averaged away
+        assert patches.compute().item() == pytest.approx(pixels.compute().item(), abs=1e-6), metric_class.__name__
+
+
+def test_partial_border_patches_and_least_relevant_first() -> None:
+    from lit_xai.metrics.perturbation import unit_ranks
+
+    saliency = torch.tensor([[[1.0, 2.0, 9.0], [3.0, 4.0, 9.0], [0.0, 0.0, 5.0]]])
+    ranks, units = unit_ranks(saliency, 2, "morf")
+    # patch means: [[2.5, 9], [0, 5]] -> order 9, 5, 2.5, 0
+    assert units == 4 and ranks.view(3, 3).tolist() == [[2, 2, 0], [2, 2, 0], [3, 3, 1]]
+    ranks, _ = unit_ranks(saliency, 2, "lerf")
+    assert ranks.view(3, 3).tolist() == [[1, 1, 3], [1, 1, 3], [0, 0, 2]]
+    # LeRF deletion of w-ranked pixels = MoRF deletion of the reversed ranking
+    lerf, reversed_morf = Deletion(steps=16, order="lerf"), Deletion(steps=16)
+    lerf.update(LinearProbability(), ONES, W[:, 0], TARGET)
+    reversed_morf.update(LinearProbability(), ONES, -W[:, 0], TARGET)
+    assert lerf.compute().item() == pytest.approx(reversed_morf.compute().item())
+    assert lerf.compute().item() == pytest.approx(0.65625, abs=1e-6)  # deleting 1, 2, ... first: sum p = 11
+    with pytest.raises(ValueError, match="order must be one of"):
+        Deletion(order="random")
+
+
+def test_insertion_deletion_is_the_difference() -> None:
+    from lit_xai.metrics import InsertionDeletion
+
+    metric = InsertionDeletion(steps=16, insertion_substrate="zeros")
+    metric.update(LinearProbability(), ONES, W[:, 0], TARGET)
+    assert metric.compute().item() == pytest.approx(0.65625 - 0.34375, abs=1e-6)
+    assert InsertionDeletion.higher_is_better

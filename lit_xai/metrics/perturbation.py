@@ -1,16 +1,17 @@
 """Insertion and Deletion (Petsiuk et al., "RISE: Randomized Input Sampling for Explanation of Black-box
-Models", BMVC 2018), as torchmetrics Metrics.
+Models", BMVC 2018), and their difference, as torchmetrics Metrics.
 
-Positions (pixels, or time steps) are ranked by saliency, all channels of a position together, most
-salient first (ties keep index order). With N positions and `steps` steps, step s = 0..steps changes the
-k_s = floor(s N / steps) top-ranked positions; the target score p_s (softmax probability of the target
-class; a one-output regressor's raw prediction) is read at every step, and
+Positions (pixels or time steps; with `patch` > 1, patch x patch blocks ranked by their mean saliency)
+are ranked by saliency, all channels of a position together, most salient first ("morf"; "lerf" ranks
+least salient first), ties kept in index order. With N units and `steps` steps, step s = 0..steps
+changes the k_s = floor(s N / steps) top-ranked units; the target score p_s (softmax probability of the
+target class; a one-output regressor's raw prediction) is read at every step, and
 
     AUC = sum_{s=1}^{steps} (p_{s-1} + p_s) / (2 steps)          (trapezoid rule on x in [0, 1]).
 
-Deletion replaces the changed positions of the input with the substrate (default zeros, i.e. the
-normalised input space's mean); lower is better. Insertion starts from the substrate (default a Gaussian
-blur of the input, 11x11, sigma 5) and puts the input's values back; higher is better.
+Deletion replaces the changed units of the input with the substrate (default zeros, i.e. the normalised
+input space's mean); lower is better. Insertion starts from the substrate (default a Gaussian blur of the
+input, 11x11, sigma 5, zero padding) and puts the input's values back; higher is better.
 
 All images x steps go through the model as batches of `internal_batch_size`, one ranking per image.
 """
@@ -21,38 +22,48 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.metrics.common import check_metric_inputs, check_positive, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
-from lit_xai.model_state import preserved_model_state
-from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
+from lit_xai.targets import model_outputs, target_probabilities
+
+ORDERS = ("morf", "lerf")
 
 
-def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
-    if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
-        raise ValueError(f"inputs must be a tensor (B, C, H, W) or (B, C, T), got shape {tuple(getattr(inputs, 'shape', ()))}")
-    expected = (inputs.shape[0], *inputs.shape[2:])
-    if not isinstance(saliency, Tensor) or tuple(saliency.shape) != expected:
-        got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
-        hint = " (reduce the channels first, e.g. saliency.abs().sum(1))" if got == tuple(inputs.shape) else ""
-        raise ValueError(f"saliency must have shape (B, *spatial) = {expected} to match the inputs, got {got}{hint}")
-    if not bool(torch.isfinite(saliency).all()):
-        raise ValueError("saliency contains NaN or inf; check the explainer's output")
+def unit_ranks(saliency: Tensor, patch: int, order: str) -> tuple[Tensor, int]:
+    """`(rank of each position's unit (B, N_positions), number of units)`; rank 0 is changed first.
+
+    Units are positions, or patch x patch blocks (patch along T for series) scored by their mean
+    saliency; a border block that does not fill a whole patch is scored by the positions it has.
+    """
+    spatial = tuple(saliency.shape[1:])
+    scores = saliency if patch == 1 else pooled_mean(saliency, patch)
+    flat = scores.flatten(1)
+    order_ = flat.argsort(dim=1, descending=order == "morf", stable=True)
+    ranks = torch.empty_like(order_)
+    ranks.scatter_(1, order_, torch.arange(order_.shape[1], device=order_.device).expand_as(order_))
+    if patch > 1:
+        ranks = ranks.view(scores.shape)
+        for axis in range(1, ranks.ndim):
+            ranks = ranks.repeat_interleave(patch, dim=axis)
+        ranks = ranks[(slice(None), *(slice(0, size) for size in spatial))]
+    return ranks.reshape(saliency.shape[0], -1), flat.shape[1]
 
 
-def rank_positions(saliency: Tensor) -> Tensor:
-    """Rank of each position, 0 = most salient, `(B, N)`; ties broken by position index."""
-    order = saliency.flatten(1).argsort(dim=1, descending=True, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-    return ranks
+def pooled_mean(saliency: Tensor, patch: int) -> Tensor:
+    """Mean over patch x patch blocks (ceil mode: partial border blocks average what they hold)."""
+    pool = F.avg_pool1d if saliency.ndim == 2 else F.avg_pool2d
+    return pool(saliency.unsqueeze(1), patch, ceil_mode=True, count_include_pad=False).squeeze(1)
 
 
 def perturbation_curves(
     model: nn.Module,
     inputs: Tensor,
-    saliency: Tensor,
+    ranks: Tensor,
+    units: int,
     targets: Tensor | None,
     substrate: Tensor,
     steps: int,
@@ -61,8 +72,7 @@ def perturbation_curves(
 ) -> Tensor:
     """Target scores `(B, steps + 1)` along the insertion (or deletion) path of each image."""
     batch, spatial = inputs.shape[0], inputs.shape[2:]
-    ranks = rank_positions(saliency)
-    counts = torch.arange(steps + 1, device=inputs.device) * ranks.shape[1] // steps
+    counts = torch.arange(steps + 1, device=inputs.device) * units // steps
     scores = torch.empty(batch * (steps + 1), dtype=torch.float64, device=inputs.device)
     for start in range(0, scores.numel(), internal_batch_size):
         pairs = torch.arange(start, min(start + internal_batch_size, scores.numel()), device=inputs.device)
@@ -86,6 +96,14 @@ class PerturbationCurveMetric(Metric):
     `update(model, inputs, saliency, targets=None)`: inputs `(B, C, *spatial)`, saliency `(B, *spatial)`,
     targets class indices `(B,)` (default: the model's argmax on the unperturbed inputs).
     `compute()` returns the mean AUC; `curve()` the mean curve `(steps + 1,)` for plots.
+
+    Args:
+        steps: equal steps from 0 % to 100 % of the units.
+        substrate: "zeros", "blur", "mean" (per-image channel means), a number, or a tensor broadcast to
+            the inputs; default per subclass.
+        patch: 1 = pixel (time-step) granularity; p > 1 = p x p patches.
+        order: "morf" (most relevant first, the RISE protocol) or "lerf" (least relevant first).
+        internal_batch_size: perturbed inputs per forward pass.
     """
 
     is_differentiable = False
@@ -97,31 +115,35 @@ class PerturbationCurveMetric(Metric):
         self,
         steps: int = 100,
         substrate: Substrate | None = None,
+        patch: int = 1,
+        order: str = "morf",
         internal_batch_size: int = 256,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        if not isinstance(internal_batch_size, int) or internal_batch_size < 1:
-            raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size!r}")
-        self.steps = steps
+        self.steps = check_positive(steps, "steps")
+        self.patch = check_positive(patch, "patch")
+        self.internal_batch_size = check_positive(internal_batch_size, "internal_batch_size")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS} (most / least relevant first), got {order!r}")
+        self.order = order
         self.substrate = check_substrate(self.default_substrate if substrate is None else substrate)
-        self.internal_batch_size = internal_batch_size
         self.add_state("auc_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("curve_sum", torch.zeros(steps + 1, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | None = None) -> None:
+    def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
+        """The per-image curves `(B, steps + 1)` without updating the state."""
         check_metric_inputs(inputs, saliency)
-        targets = check_targets(targets, inputs.shape[0], inputs.device)
-        with torch.no_grad(), preserved_model_state(model):
-            if targets is None:
-                targets = resolve_targets(model_outputs(model, inputs), None)
-            substrate = make_substrate(inputs, self.substrate)
-            curves = perturbation_curves(
-                model, inputs, saliency.to(inputs.device), targets, substrate, self.steps, self.insertion, self.internal_batch_size
+        with metric_passes(model, inputs, targets) as resolved:
+            ranks, units = unit_ranks(saliency.to(inputs.device), self.patch, self.order)
+            return perturbation_curves(
+                model, inputs, ranks, units, resolved, make_substrate(inputs, self.substrate), self.steps, self.insertion,
+                self.internal_batch_size,
             )
+
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
+        curves = self.curves(model, inputs, saliency, targets)
         self.auc_sum += trapezoid_auc(curves).sum().to(self.auc_sum.device)
         self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
         self.count += curves.shape[0]
@@ -149,3 +171,41 @@ class Deletion(PerturbationCurveMetric):
     higher_is_better = False
     insertion = False
     default_substrate = "zeros"
+
+
+class InsertionDeletion(Metric):
+    """Ins-Del: mean insertion AUC - mean deletion AUC (DESIGN.md); higher is better.
+
+    Takes Insertion's and Deletion's arguments (`insertion_substrate`, `deletion_substrate` for their
+    substrates); `update(model, inputs, saliency, targets=None)`.
+    """
+
+    is_differentiable = False
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(
+        self,
+        steps: int = 100,
+        insertion_substrate: Substrate = "blur",
+        deletion_substrate: Substrate = "zeros",
+        patch: int = 1,
+        order: str = "morf",
+        internal_batch_size: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        options = dict(steps=steps, patch=patch, order=order, internal_batch_size=internal_batch_size)
+        self.insertion = Insertion(substrate=insertion_substrate, **options)
+        self.deletion = Deletion(substrate=deletion_substrate, **options)
+        self.add_state("difference_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
+        inserted = trapezoid_auc(self.insertion.curves(model, inputs, saliency, targets))
+        deleted = trapezoid_auc(self.deletion.curves(model, inputs, saliency, targets))
+        self.difference_sum += (inserted - deleted).sum().to(self.difference_sum.device)
+        self.count += inserted.shape[0]
+
+    def compute(self) -> Tensor:
+        return (self.difference_sum / self.count).float() if self.count > 0 else torch.tensor(math.nan)

@@ -1,0 +1,52 @@
+"""Checks and model passes shared by the faithfulness metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from lit_xai.model_state import preserved_model_state
+from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
+
+
+def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
+    """Inputs `(B, C, H, W)` or `(B, C, T)`; saliency `(B, *spatial)`, finite."""
+    if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
+        raise ValueError(f"inputs must be a tensor (B, C, H, W) or (B, C, T), got shape {tuple(getattr(inputs, 'shape', ()))}")
+    if not bool(torch.isfinite(inputs).all()):
+        raise ValueError("inputs contain NaN or inf; check the data and its normalisation")
+    expected = (inputs.shape[0], *inputs.shape[2:])
+    if not isinstance(saliency, Tensor) or tuple(saliency.shape) != expected:
+        got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
+        hint = " (reduce the channels first, e.g. saliency.abs().sum(1))" if got == tuple(inputs.shape) else ""
+        raise ValueError(f"saliency must have shape (B, *spatial) = {expected} to match the inputs, got {got}{hint}")
+    if not bool(torch.isfinite(saliency).all()):
+        raise ValueError("saliency contains NaN or inf; check the explainer's output")
+
+
+def check_positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def batched_target_scores(model: nn.Module, batch: Tensor, targets: Tensor | None, internal_batch_size: int) -> Tensor:
+    """Metric convention: softmax probability of the target (a regressor's raw output), float64, in chunks."""
+    scores = []
+    for start in range(0, batch.shape[0], internal_batch_size):
+        outputs = model_outputs(model, batch[start : start + internal_batch_size])
+        chunk_targets = None if targets is None else targets[start : start + internal_batch_size]
+        scores.append(target_probabilities(outputs, chunk_targets).double())
+    return torch.cat(scores)
+
+
+@contextmanager
+def metric_passes(model: nn.Module, inputs: Tensor, targets: Tensor | int | None) -> Iterator[Tensor | None]:
+    """No gradients and the model's state kept inside; yields the checked targets (the argmax on the
+    unperturbed inputs when None; None for a one-output regressor)."""
+    targets = check_targets(targets, inputs.shape[0], inputs.device)
+    with torch.no_grad(), preserved_model_state(model):
+        yield resolve_targets(model_outputs(model, inputs), None) if targets is None else targets
