@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 benchmark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/explainers.py
 	$(BIN)/python benchmarks/expected_gradcam.py
 	$(BIN)/python benchmarks/metrics.py
