@@ -99,6 +99,9 @@ def test_mean_over_images_and_updates_chunking_does_not_matter() -> None:
     expected = (0.65625 * 2 + 0.34375) / 3
     assert one_by_one.compute().item() == pytest.approx(expected, abs=1e-6)
     assert together.compute().item() == pytest.approx(expected, abs=1e-6)
+    # AUCs 0.65625, 0.34375, 0.65625: deviations 0.3125 * (1/3, -2/3, 1/3) -> SE = sqrt(0.3125^2 (6/9) / 2 / 3) = 0.3125 / 3
+    assert together.standard_error().item() == pytest.approx(0.3125 / 3, abs=1e-6)
+    assert one_by_one.standard_error().item() == pytest.approx(0.3125 / 3, abs=1e-6)
 
 
 def test_default_targets_are_the_argmax_and_all_channels_move_together() -> None:

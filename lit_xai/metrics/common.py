@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
@@ -50,3 +54,38 @@ def metric_passes(model: nn.Module, inputs: Tensor, targets: Tensor | int | None
     targets = check_targets(targets, inputs.shape[0], inputs.device)
     with torch.no_grad(), preserved_model_state(model):
         yield resolve_targets(model_outputs(model, inputs), None) if targets is None else targets
+
+
+class PerImageMean(Metric):
+    """A metric whose value is the mean over images of a per-image value; also its standard error.
+
+    Sum states (`total`, `total_sq`, `count`, all `dist_reduce_fx="sum"`) so processes synchronise exactly.
+    """
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def add_values(self, values: Tensor) -> None:
+        """Accumulate per-image values `(B,)`."""
+        values = values.double().to(self.total.device)
+        self.total += values.sum()
+        self.total_sq += values.square().sum()
+        self.count += values.numel()
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count).float() if self.count > 0 else torch.tensor(math.nan)
+
+    def standard_error(self) -> Tensor:
+        """Standard error of the mean over images (synchronised across processes); NaN below 2 images."""
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
+            n = self.count.double()
+            if n < 2:
+                return torch.tensor(math.nan)
+            variance = (self.total_sq - self.total.square() / n) / (n - 1)
+            return (variance.clamp_min(0) / n).sqrt().float()

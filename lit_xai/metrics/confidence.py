@@ -16,14 +16,12 @@ of 0.9 everywhere beats Grad-CAM): report them beside Deletion/Insertion, not in
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric
 
-from lit_xai.metrics.common import batched_target_scores, check_metric_inputs, check_positive, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, check_positive, metric_passes
 
 
 def normalised_saliency(saliency: Tensor) -> Tensor:
@@ -35,18 +33,14 @@ def normalised_saliency(saliency: Tensor) -> Tensor:
     return scaled.view_as(saliency)
 
 
-class MaskedConfidenceMetric(Metric):
+class MaskedConfidenceMetric(PerImageMean):
     """Mean over images of a function of Y (score of x) and the score of x masked by M (or 1 - M)."""
 
-    is_differentiable = False
-    full_state_update = False
     keep_salient: bool  # True: x * M; False: x * (1 - M)
 
     def __init__(self, internal_batch_size: int = 256, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.internal_batch_size = check_positive(internal_batch_size, "internal_batch_size")
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @abc.abstractmethod
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
@@ -63,11 +57,7 @@ class MaskedConfidenceMetric(Metric):
         original, masked = scores[: len(inputs)], scores[len(inputs) :]
         if bool((original <= 0).any()):
             raise ValueError("the model's score of an unmasked input is <= 0; these ratios need positive scores (probabilities)")
-        self.total += self.score(original, masked).sum().to(self.total.device)
-        self.count += len(inputs)
-
-    def compute(self) -> Tensor:
-        return (self.total / self.count).float() if self.count > 0 else torch.tensor(math.nan)
+        self.add_values(self.score(original, masked))
 
 
 class AverageDrop(MaskedConfidenceMetric):

@@ -18,15 +18,13 @@ All images x steps go through the model as batches of `internal_batch_size`, one
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import Metric
 
-from lit_xai.metrics.common import check_metric_inputs, check_positive, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_metric_inputs, check_positive, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import model_outputs, target_probabilities
 
@@ -90,7 +88,7 @@ def trapezoid_auc(curves: Tensor) -> Tensor:
     return (curves[:, :-1] + curves[:, 1:]).sum(dim=1) / (2 * steps)
 
 
-class PerturbationCurveMetric(Metric):
+class PerturbationCurveMetric(PerImageMean):
     """Mean AUC of a perturbation curve over every image seen (shared by Insertion and Deletion).
 
     `update(model, inputs, saliency, targets=None)`: inputs `(B, C, *spatial)`, saliency `(B, *spatial)`,
@@ -106,8 +104,6 @@ class PerturbationCurveMetric(Metric):
         internal_batch_size: perturbed inputs per forward pass.
     """
 
-    is_differentiable = False
-    full_state_update = False
     insertion: bool
     default_substrate: Substrate
 
@@ -128,9 +124,7 @@ class PerturbationCurveMetric(Metric):
             raise ValueError(f"order must be one of {ORDERS} (most / least relevant first), got {order!r}")
         self.order = order
         self.substrate = check_substrate(self.default_substrate if substrate is None else substrate)
-        self.add_state("auc_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("curve_sum", torch.zeros(steps + 1, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
         """The per-image curves `(B, steps + 1)` without updating the state."""
@@ -144,12 +138,8 @@ class PerturbationCurveMetric(Metric):
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
         curves = self.curves(model, inputs, saliency, targets)
-        self.auc_sum += trapezoid_auc(curves).sum().to(self.auc_sum.device)
+        self.add_values(trapezoid_auc(curves))
         self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
-        self.count += curves.shape[0]
-
-    def compute(self) -> Tensor:
-        return (self.auc_sum / self.count).float() if self.count > 0 else torch.tensor(math.nan)
 
     def curve(self) -> Tensor:
         """Mean curve over all images seen (synchronised across processes), `(steps + 1,)`."""
@@ -173,15 +163,13 @@ class Deletion(PerturbationCurveMetric):
     default_substrate = "zeros"
 
 
-class InsertionDeletion(Metric):
+class InsertionDeletion(PerImageMean):
     """Ins-Del: mean insertion AUC - mean deletion AUC (DESIGN.md); higher is better.
 
     Takes Insertion's and Deletion's arguments (`insertion_substrate`, `deletion_substrate` for their
     substrates); `update(model, inputs, saliency, targets=None)`.
     """
 
-    is_differentiable = False
-    full_state_update = False
     higher_is_better = True
 
     def __init__(
@@ -198,14 +186,8 @@ class InsertionDeletion(Metric):
         options = dict(steps=steps, patch=patch, order=order, internal_batch_size=internal_batch_size)
         self.insertion = Insertion(substrate=insertion_substrate, **options)
         self.deletion = Deletion(substrate=deletion_substrate, **options)
-        self.add_state("difference_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
         inserted = trapezoid_auc(self.insertion.curves(model, inputs, saliency, targets))
         deleted = trapezoid_auc(self.deletion.curves(model, inputs, saliency, targets))
-        self.difference_sum += (inserted - deleted).sum().to(self.difference_sum.device)
-        self.count += inserted.shape[0]
-
-    def compute(self) -> Tensor:
-        return (self.difference_sum / self.count).float() if self.count > 0 else torch.tensor(math.nan)
+        self.add_values(inserted - deleted)
