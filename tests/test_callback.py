@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lit_xai.callbacks import ExplainerCallback
-from lit_xai.explainers import GradCAM
+from lit_xai.explainers import ExpectedGradCAM, GradCAM, GuidedBackprop, RandomSaliency, ScoreCAM, SmoothGradCAMPlusPlus
 from lit_xai.metrics import Deletion, Insertion
 from tests.helpers import FailingExplainer, RecordingGradCAM, TinyData, TinyModule
 
@@ -51,7 +51,11 @@ def test_same_gradcam_maps_in_fit_validation_validate_and_test() -> None:
 
 def test_training_is_identical_with_and_without_the_callback() -> None:
     runs = []
-    for callbacks in ([], [ExplainerCallback(metrics=[Insertion(steps=8), Deletion(steps=8)], probe_size=12, print_table=False)]):
+    explainers = {
+        "gradcam": GradCAM(), "scorecam": ScoreCAM(), "guided_backprop": GuidedBackprop(),
+        "expected_gradcam": ExpectedGradCAM(draws=4), "smooth": SmoothGradCAMPlusPlus(samples=2), "random": RandomSaliency(),
+    }
+    for callbacks in ([], [ExplainerCallback(explainers, metrics=[Insertion(steps=8), Deletion(steps=8)], probe_size=12, print_table=False)]):
         pl.seed_everything(0)
         module = TinyModule()
         trainer(callbacks, max_epochs=3).fit(module, TinyData())
@@ -67,15 +71,15 @@ def test_training_is_identical_with_and_without_the_callback() -> None:
 
 def test_resumed_run_explains_the_same_probe(tmp_path: Path) -> None:
     pl.seed_everything(0)
-    first = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=7, probe_seed=1, print_table=False)
+    first = ExplainerCallback({"gradcam": GradCAM()}, metrics=[Deletion(steps=4)], probe_size=7, probe_seed=1, print_table=False)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
     trainer([first, checkpoint], enable_checkpointing=True).fit(TinyModule(), TinyData())
     assert first.probe_indices is not None and len(first.probe_indices) == 7
 
-    resumed = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=7, probe_seed=2, print_table=False)
+    resumed = ExplainerCallback({"gradcam": GradCAM()}, metrics=[Deletion(steps=4)], probe_size=7, probe_seed=2, print_table=False)
     trainer([resumed], max_epochs=2).fit(TinyModule(), TinyData(), ckpt_path=tmp_path / "last.ckpt")
     assert resumed.probe_indices.tolist() == first.probe_indices.tolist()
-    fresh = ExplainerCallback(probe_size=7, probe_seed=2)
+    fresh = ExplainerCallback({"gradcam": GradCAM()}, probe_size=7, probe_seed=2)
     trainer([fresh]).validate(TinyModule(), TinyData(), verbose=False)
     assert fresh.probe_indices.tolist() != first.probe_indices.tolist()
 
@@ -91,7 +95,8 @@ def test_failing_explainer_is_reported_and_training_goes_on() -> None:
     assert len(module.losses) == 12
     assert callback.errors == {"broken": "RuntimeError: boom"}
     assert "xai/gradcam/deletion" in run.callback_metrics
-    assert not any(key.startswith("xai/broken") for key in run.callback_metrics)
+    assert [key for key in run.callback_metrics if key.startswith("xai/broken")] == ["xai/broken/failed"]
+    assert run.callback_metrics["xai/broken/failed"].item() == 1.0
 
 
 def test_label_targets_and_limit_test_samples() -> None:
@@ -106,14 +111,16 @@ def test_label_targets_and_limit_test_samples() -> None:
 def test_results_table_written_to_the_log_dir(tmp_path: Path) -> None:
     from lightning.pytorch.loggers import CSVLogger
 
-    callback = ExplainerCallback(metrics=[Deletion(steps=4)], probe_size=6)
+    callback = ExplainerCallback({"gradcam": GradCAM(), "random": RandomSaliency()}, metrics=[Deletion(steps=4)], probe_size=6)
     run = trainer([callback], logger=CSVLogger(tmp_path, name="run"))
     run.test(TinyModule(), TinyData(), verbose=False)
     lines = (Path(run.log_dir) / "xai_results.csv").read_text().splitlines()
-    assert lines[0] == "explainer,deletion,seconds_per_sample"
+    assert lines[0] == "explainer,deletion,deletion_se,seconds_per_sample"
     assert [line.split(",")[0] for line in lines[1:]] == ["gradcam", "random"]
-    value = float(lines[1].split(",")[1])
-    assert value == pytest.approx(callback.results["test"]["gradcam"]["deletion"])
+    value, error = map(float, lines[1].split(",")[1:3])
+    metric = callback.metrics["gradcam"]["deletion"]
+    assert value == pytest.approx(metric.compute().item()) and error == pytest.approx(metric.standard_error().item())
+    assert 0 < error < 0.5
     assert (Path(run.log_dir) / "xai_results.md").read_text().startswith("| explainer | deletion |")
 
 
@@ -134,3 +141,91 @@ def test_expected_gradcam_gets_its_baselines_from_the_training_data() -> None:
     run.validate(TinyModule(), data, verbose=False)
     assert torch.equal(explainer.baselines.bank, data.train.tensors[0][:5])
     assert 0 <= run.callback_metrics["xai/egc/deletion"].item() <= 1
+
+
+def test_default_explainers_are_every_registered_method_that_applies() -> None:
+    from torch import nn
+
+    from lit_xai.explainers.registry import REGISTRY, default_explainers
+
+    assert set(default_explainers(TinyModule())) == set(REGISTRY)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    assert set(default_explainers(mlp)) == {"random", "center", "spectral_residual"}
+    callback = ExplainerCallback(metrics=[Deletion(steps=2)], probe_size=2, print_table=False)
+    trainer([callback]).validate(TinyModule(), TinyData(), verbose=False)
+    assert set(callback.results["validate"]) == set(REGISTRY) and not callback.errors
+    assert all(row["deletion"] == row["deletion"] for row in callback.results["validate"].values())  # no NaN
+
+
+def test_probe_is_stratified_by_class() -> None:
+    from torch.utils.data import Subset, TensorDataset
+
+    from lit_xai.callbacks.probe import choose_probe, dataset_labels
+
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 5)
+    probe = choose_probe(85, 12, 0, labels)
+    assert labels[probe].bincount().tolist() == [4, 4, 4]
+    probe = choose_probe(85, 20, 3, labels)
+    assert sorted(labels[probe].bincount().tolist()) == [5, 7, 8]  # class 2 has only 5; the others alternate
+    assert torch.equal(choose_probe(85, 20, 3, labels), probe) and len(set(probe.tolist())) == 20
+    data = TensorDataset(torch.zeros(6, 1), torch.tensor([2, 0, 1, 2, 0, 1]))
+    assert dataset_labels(data).tolist() == [2, 0, 1, 2, 0, 1]
+    assert dataset_labels(Subset(data, [5, 0])).tolist() == [1, 2]
+    assert dataset_labels(TensorDataset(torch.zeros(3, 1))) is None
+
+
+def test_time_budget_skips_the_slowest_explainers() -> None:
+    import time as clock
+
+    class Slow(GradCAM):
+        def explain(self, model, inputs, targets):  # type: ignore[no-untyped-def]
+            clock.sleep(0.3)
+            return super().explain(model, inputs, targets)
+
+    callback = ExplainerCallback(
+        {"slow": Slow(), "gradcam": GradCAM(), "random": RandomSaliency()}, metrics=[Deletion(steps=2)], probe_size=4,
+        max_seconds=0.2, print_table=False,
+    )
+    with pytest.warns(UserWarning, match=r"skipped \['slow'\]"):
+        trainer([callback], max_epochs=2).fit(TinyModule(), TinyData())
+    # epoch 1 runs everything once (no timings yet) and learns that "slow" is slowest; epoch 2 runs it last
+    assert callback.skipped == ["slow"]
+    assert set(callback.results["validate"]) == {"slow", "gradcam", "random"}
+    assert callback.results["validate"]["slow"]["deletion"] != callback.results["validate"]["slow"]["deletion"]  # NaN
+
+
+def test_csv_and_tensorboard_loggers_get_png_figures(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    for logger in (CSVLogger(tmp_path, name="csv"), TensorBoardLogger(tmp_path, name="tb")):
+        callback = ExplainerCallback(
+            {"gradcam": GradCAM(), "random": RandomSaliency()}, metrics=[Insertion(steps=4), Deletion(steps=4)], probe_size=6,
+            log_images=3, print_table=False,
+        )
+        run = trainer([callback], max_epochs=2, logger=logger)
+        run.fit(TinyModule(), TinyData())
+        run.test(TinyModule(), TinyData(), verbose=False)
+        files = sorted(p.name for p in Path(logger.log_dir).glob("*.png"))
+        assert files == ["xai_test_curves_step000012.png", "xai_test_overlays_step000012.png"] or len(files) >= 4, files
+        assert {"xai_validate_overlays_step000006.png", "xai_validate_curves_step000012.png"} <= set(files)
+        assert all((Path(logger.log_dir) / f).stat().st_size > 5000 for f in files)
+    events = list(Path(tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert events and max(e.stat().st_size for e in events) > 20000  # the figures went into the event file too
+
+
+def test_wandb_offline_run_holds_images_and_the_results_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger(project="lit-xai-test", save_dir=str(tmp_path))
+    callback = ExplainerCallback({"gradcam": GradCAM(), "random": RandomSaliency()}, metrics=[Deletion(steps=4)], probe_size=6, log_images=2)
+    run = trainer([callback], max_epochs=1, logger=logger)
+    run.fit(TinyModule(), TinyData())
+    run.test(TinyModule(), TinyData(), verbose=False)
+    logger.experiment.finish()
+    media = list(tmp_path.rglob("media/images/**/*.png"))
+    tables = list(tmp_path.rglob("media/table/**/*.table.json"))
+    assert len(media) >= 4 and len(tables) == 1
+    assert '"gradcam"' in tables[0].read_text() and "deletion_se" in tables[0].read_text()

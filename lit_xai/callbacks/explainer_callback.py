@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 import time
 import warnings
@@ -10,13 +11,16 @@ from typing import Any, Literal, Optional, Union
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from lightning.fabric.utilities import move_data_to_device
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
 
-from lit_xai.callbacks.results import Results, print_results, write_results
-from lit_xai.explainers import BankBaselines, Explainer, GradCAM, RandomSaliency
+from lit_xai.callbacks.probe import choose_probe, dataset_labels
+from lit_xai.callbacks.results import Results, markdown_table, print_results, table_rows, write_results
+from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure
+from lit_xai.explainers import BankBaselines, Explainer
+from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics import Deletion, Insertion
 from lit_xai.targets import resolve_targets
 
@@ -24,12 +28,6 @@ from lit_xai.targets import resolve_targets
 def metric_name(metric: Metric) -> str:
     """`InsertionDeletion` -> `insertion_deletion`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(metric).__name__).lower()
-
-
-def choose_probe(dataset_size: int, probe_size: int, seed: int) -> Tensor:
-    """`probe_size` distinct indices drawn with `seed`, sorted (the whole set if it is smaller)."""
-    order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed))
-    return order[: min(probe_size, dataset_size)].sort().values
 
 
 def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
@@ -43,27 +41,33 @@ def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
 
 
 class ExplainerCallback(pl.Callback):
-    """Explain a fixed probe of validation samples every validation epoch, and every test batch at test time,
-    scoring each explainer with each metric.
+    """Explain a fixed probe of validation samples every validation epoch, and every test batch at test
+    time, scoring each explainer with each metric.
 
-    Logs `xai/<explainer>/<metric>` and `xai/<explainer>/seconds_per_sample`; prints the explainer x
-    metric table at the end of `fit` and `test`, and writes it to `<log_dir>/xai_results.{csv,md}` after
-    `test` when the trainer has a logger. Gradients are real in every loop (explainers enable them themselves), the model trains
-    exactly as it would without the callback, and under DDP each rank explains its share of the probe
-    while the metrics synchronise through torchmetrics.
+    Logs `xai/<explainer>/<metric>` and `xai/<explainer>/seconds_per_sample`; draws the probe's overlays
+    and the mean perturbation curves; prints the explainer x metric table at the end of `fit` and `test`
+    and, after `test`, writes it (mean, standard error, seconds per sample) to
+    `<log_dir>/xai_results.{csv,md}` and the loggers. Gradients are real in every loop (explainers enable
+    them themselves), the model trains exactly as it would without the callback, and under DDP each rank
+    explains its share of the probe while the metrics synchronise through torchmetrics; only rank 0
+    draws figures and writes files, and every rank runs the same collectives.
 
     Args:
-        explainers: name -> explainer; default `{"gradcam": GradCAM(), "random": RandomSaliency()}`.
-            CAM explainers without a `target_layer` use the module's `default_target_layer`, else its
-            last conv layer.
+        explainers: name -> explainer; default: every registered method that applies to the module
+            (`lit_xai.explainers.registry`). CAM explainers without a `target_layer` use the module's
+            `default_target_layer`, else its last conv layer.
         metrics: metrics with `update(model, inputs, saliency, targets)`, as a list (named after their
             class, e.g. `insertion`) or a dict name -> metric; each explainer gets its own copies.
             Default: Insertion and Deletion.
-        probe_size: validation samples explained per epoch, chosen once with `probe_seed` and kept in
-            the callback's state (a resumed run explains the same samples).
-        probe_seed: seed of the probe's choice.
+        probe_size: validation samples explained per epoch, chosen once (stratified by class when the
+            dataset exposes its labels) with `probe_seed`, and kept in the callback's state: a resumed
+            run explains the same samples.
         every_n_epochs: explain every n-th validation epoch during `fit` (always in `validate`).
         targets: "predicted" (the model's argmax; the output itself for a regressor) or "label".
+        max_seconds: time budget of one validation round; explainers run fastest first (by their last
+            measured time per sample) and one whose expected time would overrun the budget is skipped,
+            with a warning (its metrics are not logged that round).
+        log_images: probe samples drawn with every explainer's overlay each round (0: no figures).
         limit_test_samples: explain at most this many test samples per process (default: all).
         baseline_bank_size: explainers with `baselines=None` (Expected Grad-CAM and its variants) get a
             bank of this many training inputs from the datamodule's `baseline_bank(n)` at setup.
@@ -78,49 +82,50 @@ class ExplainerCallback(pl.Callback):
         probe_seed: int = 0,
         every_n_epochs: int = 1,
         targets: Literal["predicted", "label"] = "predicted",
+        max_seconds: Optional[float] = None,
+        log_images: int = 4,
         limit_test_samples: Optional[int] = None,
         baseline_bank_size: int = 64,
         print_table: bool = True,
     ) -> None:
-        if probe_size < 1 or every_n_epochs < 1:
-            raise ValueError(f"probe_size and every_n_epochs must be >= 1, got {probe_size} and {every_n_epochs}")
+        if probe_size < 1 or every_n_epochs < 1 or log_images < 0:
+            raise ValueError(f"probe_size and every_n_epochs must be >= 1 and log_images >= 0, got {probe_size}, {every_n_epochs}, {log_images}")
         if targets not in ("predicted", "label"):
             raise ValueError(f"targets must be 'predicted' or 'label', got {targets!r}")
-        self.explainers = dict(explainers) if explainers is not None else {"gradcam": GradCAM(), "random": RandomSaliency()}
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds}")
+        self.explainers: dict[str, Explainer] | None = dict(explainers) if explainers is not None else None
         if metrics is None:
             metrics = [Insertion(), Deletion()]
         self.metric_templates = dict(metrics) if isinstance(metrics, dict) else {metric_name(m): m for m in metrics}
-        if len(self.metric_templates) != (len(metrics)):
+        if len(self.metric_templates) != len(metrics):
             raise ValueError("two metrics share a name: pass metrics as a dict name -> metric")
         self.probe_size, self.probe_seed = probe_size, probe_seed
         self.every_n_epochs = every_n_epochs
         self.targets = targets
+        self.max_seconds = max_seconds
+        self.log_images = log_images
         self.limit_test_samples = limit_test_samples
         self.baseline_bank_size = baseline_bank_size
         self.print_table = print_table
         self.probe_indices: Tensor | None = None
-        self.metrics = {name: {m: copy.deepcopy(t) for m, t in self.metric_templates.items()} for name in self.explainers}
+        self.metrics: dict[str, dict[str, Metric]] = {}
         self.results: dict[str, Results] = {}
         self.errors: dict[str, str] = {}
+        self.skipped: list[str] = []
         self._seconds: dict[str, float] = {}
         self._samples: dict[str, int] = {}
+        self._speed: dict[str, float] = {}
+        self._shown: dict[str, Tensor] = {}
         self._test_seen = 0
 
     # ---- Lightning hooks -------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        waiting = [e for e in self.explainers.values() if hasattr(e, "baselines") and e.baselines is None]
-        datamodule = getattr(trainer, "datamodule", None)
-        if not waiting:
-            return
-        if datamodule is None or not hasattr(datamodule, "baseline_bank"):
-            rank_zero_warn(
-                "ExplainerCallback: explainers with baselines=None use zero baselines, because the datamodule has no "
-                "baseline_bank(n); pass baselines explicitly (e.g. DataBaselines(train_dataset)) to draw from the data"
-            )
-            return
-        bank = BankBaselines(datamodule.baseline_bank(self.baseline_bank_size))
-        for explainer in waiting:
-            explainer.baselines = bank
+        if self.explainers is None:
+            self.explainers = default_explainers(pl_module)
+        for name in self.explainers:
+            self.metrics.setdefault(name, {m: copy.deepcopy(t) for m, t in self.metric_templates.items()})
+        self._fill_baselines(trainer)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -130,8 +135,10 @@ class ExplainerCallback(pl.Callback):
         self._start_round(pl_module)
         inputs, labels = self._probe_batch(trainer, pl_module)
         if len(inputs):
-            self._explain(pl_module, inputs, labels)
-        self._finish_round(pl_module, "validate")
+            self._explain(pl_module, inputs, labels, budget=self.max_seconds, keep=self.log_images)
+        self._finish_round(trainer, pl_module, "validate")
+        if trainer.is_global_zero and self.log_images and len(inputs):
+            self._draw(trainer, inputs[: self.log_images], labels, "validate")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
@@ -145,13 +152,22 @@ class ExplainerCallback(pl.Callback):
             room = max(self.limit_test_samples - self._test_seen, 0)
             inputs, labels = inputs[:room], None if labels is None else labels[:room]
         if len(inputs):
+            keep = self.log_images if self._test_seen == 0 else 0
             self._test_seen += len(inputs)
-            self._explain(pl_module, inputs, labels)
+            self._explain(pl_module, inputs, labels, budget=None, keep=keep)
+            if keep and trainer.is_global_zero:
+                self._first_test_inputs = (inputs[:keep].detach().clone(), None if labels is None else labels[:keep].clone())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._finish_round(pl_module, "test")
-        if trainer.is_global_zero and trainer.loggers and trainer.log_dir is not None:
+        self._finish_round(trainer, pl_module, "test")
+        if not trainer.is_global_zero:
+            return
+        if trainer.loggers and trainer.log_dir is not None:
             write_results(self.results["test"], trainer.log_dir)
+        header, rows = table_rows(self.results["test"])
+        log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
+        if self.log_images and getattr(self, "_first_test_inputs", None) is not None:
+            self._draw(trainer, *self._first_test_inputs, "test")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.print_table and trainer.is_global_zero and "validate" in self.results:
@@ -169,6 +185,21 @@ class ExplainerCallback(pl.Callback):
         self.probe_indices = None if indices is None else torch.tensor(indices, dtype=torch.long)
 
     # ---- the work ---------------------------------------------------------------------------------
+    def _fill_baselines(self, trainer: pl.Trainer) -> None:
+        waiting = [e for e in (self.explainers or {}).values() if hasattr(e, "baselines") and e.baselines is None]
+        if not waiting:
+            return
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "baseline_bank"):
+            rank_zero_warn(
+                "ExplainerCallback: explainers with baselines=None use zero baselines, because the datamodule has no "
+                "baseline_bank(n); pass baselines explicitly (e.g. DataBaselines(train_dataset)) to draw from the data"
+            )
+            return
+        bank = BankBaselines(datamodule.baseline_bank(self.baseline_bank_size))
+        for explainer in waiting:
+            explainer.baselines = bank  # type: ignore[attr-defined]
+
     def _probe_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[Tensor, Tensor | None]:
         """This rank's share of the probe, collated by the validation dataloader and on the module's device."""
         loader = trainer.val_dataloaders
@@ -177,7 +208,7 @@ class ExplainerCallback(pl.Callback):
         if dataset is None or not hasattr(dataset, "__len__"):
             raise TypeError("ExplainerCallback needs a validation DataLoader over a map-style dataset (with __len__) to draw its probe")
         if self.probe_indices is None or int(self.probe_indices.max()) >= len(dataset):
-            self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed)
+            self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed, dataset_labels(dataset))
         share = self.probe_indices[trainer.global_rank :: trainer.world_size].tolist()
         if not share:
             return torch.empty(0), None
@@ -193,43 +224,81 @@ class ExplainerCallback(pl.Callback):
             return resolve_targets(pl_module(inputs), None)
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
-        self.errors = {}
-        self._seconds = dict.fromkeys(self.explainers, 0.0)
-        self._samples = dict.fromkeys(self.explainers, 0)
+        self.errors, self.skipped, self._shown = {}, [], {}
+        self._seconds = dict.fromkeys(self.metrics, 0.0)
+        self._samples = dict.fromkeys(self.metrics, 0)
         for metrics in self.metrics.values():
             for metric in metrics.values():
                 metric.reset()
                 metric.to(pl_module.device)
 
-    def _explain(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None) -> None:
+    def _explain(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None, budget: float | None, keep: int) -> None:
+        """Explain `inputs` with every explainer (fastest first when on a budget) and update the metrics."""
         targets = self._targets(pl_module, inputs, labels)
-        for name, explainer in self.explainers.items():
+        names = sorted(self.explainers or {}, key=lambda name: self._speed.get(name, 0.0)) if budget else list(self.explainers or {})
+        started = time.perf_counter()
+        for name in names:
             if name in self.errors:
+                continue
+            projected = time.perf_counter() - started + self._speed.get(name, 0.0) * len(inputs)
+            if budget is not None and projected > budget:
+                self.skipped.append(name)
                 continue
             try:
                 start = time.perf_counter()
-                saliency = explainer(pl_module, inputs, targets)
+                saliency = self.explainers[name](pl_module, inputs, targets)  # type: ignore[index]
                 if saliency.is_cuda:
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
                 self._samples[name] += len(inputs)
+                self._speed[name] = self._seconds[name] / self._samples[name]
+                if keep:
+                    self._shown[name] = saliency[:keep].detach()
                 for metric in self.metrics[name].values():
                     metric.update(pl_module, inputs, saliency, targets)
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 rank_zero_warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
+        if self.skipped:
+            rank_zero_warn(f"ExplainerCallback: over the {budget} s budget, skipped {self.skipped} this round")
 
-    def _finish_round(self, pl_module: pl.LightningModule, stage: str) -> None:
+    def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Compute every metric on every rank (the collectives must match), then log the finite values."""
         results: Results = {}
         for name, metrics in self.metrics.items():
+            row: dict[str, float] = {}
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                row = {metric: float(m.compute()) for metric, m in metrics.items()}
+                for metric_key, metric in metrics.items():
+                    row[metric_key] = float(metric.compute())
+                    if stage == "test" and hasattr(metric, "standard_error"):
+                        row[f"{metric_key}_se"] = float(metric.standard_error())
             samples = self._samples.get(name, 0)
-            row["seconds_per_sample"] = self._seconds.get(name, 0.0) / samples if samples else float("nan")
+            row["seconds_per_sample"] = self._seconds.get(name, 0.0) / samples if samples else math.nan
             results[name] = row
             for column, value in row.items():
-                if value == value:  # skip NaN: nothing was explained
+                if not math.isnan(value) and not column.endswith("_se"):
                     pl_module.log(f"xai/{name}/{column}", value, sync_dist=False)
+            if name in self.errors:
+                pl_module.log(f"xai/{name}/failed", 1.0, sync_dist=False)
         self.results[stage] = results
+
+    def _draw(self, trainer: pl.Trainer, inputs: Tensor, labels: Tensor | None, stage: str) -> None:
+        """Overlays of the kept samples and the mean perturbation curves, sent to the loggers."""
+        maps = {name: shown for name, shown in self._shown.items() if name not in self.errors}
+        if not maps or not trainer.loggers:
+            return
+        names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
+        captions = [
+            f"label {names[int(l)] if names is not None else int(l)}" if labels is not None else f"sample {i}"
+            for i, l in enumerate(labels[: len(inputs)] if labels is not None else range(len(inputs)))
+        ]
+        step = trainer.global_step
+        log_figure(trainer, overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions), f"xai/{stage}_overlays", step)
+        curves = {
+            name: {metric_key: metric.curve() for metric_key, metric in metrics.items() if hasattr(metric, "curve")}
+            for name, metrics in self.metrics.items()
+            if name not in self.errors and self._samples.get(name)
+        }
+        if any(curves.values()):
+            log_figure(trainer, curves_figure(curves), f"xai/{stage}_curves", step)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 Results = dict[str, dict[str, float]]
-"""explainer name -> column name (a metric, or `seconds_per_sample`) -> value."""
+"""explainer name -> column (a metric, `<metric>_se` its standard error, or `seconds_per_sample`) -> value."""
 
 
 def columns(results: Results) -> list[str]:
@@ -24,13 +24,26 @@ def format_value(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
+def table_rows(results: Results) -> tuple[list[str], list[list[object]]]:
+    names = columns(results)
+    return ["explainer", *names], [[explainer, *(row.get(name, math.nan) for name in names)] for explainer, row in results.items()]
+
+
+def markdown_table(results: Results) -> str:
+    header, rows = table_rows(results)
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join([str(row[0]), *(format_value(v) for v in row[1:])]) + " |" for row in rows]  # type: ignore[arg-type]
+    return "\n".join(lines) + "\n"
+
+
 def print_results(results: Results, title: str, errors: dict[str, str] | None = None) -> None:
+    header, rows = table_rows(results)
     table = Table(title=title)
-    table.add_column("explainer")
-    for name in columns(results):
+    table.add_column(header[0])
+    for name in header[1:]:
         table.add_column(name, justify="right")
-    for explainer, row in results.items():
-        table.add_row(explainer, *(format_value(row.get(name)) for name in columns(results)))
+    for row in rows:
+        table.add_row(str(row[0]), *(format_value(v) for v in row[1:]))  # type: ignore[arg-type]
     console = Console()
     console.print(table)
     for explainer, message in (errors or {}).items():
@@ -41,14 +54,11 @@ def write_results(results: Results, directory: str | Path, stem: str = "xai_resu
     """Write `<directory>/<stem>.csv` and `.md`; returns both paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    names = columns(results)
     csv_path, md_path = directory / f"{stem}.csv", directory / f"{stem}.md"
+    header, rows = table_rows(results)
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["explainer", *names])
-        for explainer, row in results.items():
-            writer.writerow([explainer, *(row.get(name, math.nan) for name in names)])
-    lines = ["| explainer | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
-    lines += [f"| {explainer} | " + " | ".join(format_value(row.get(name)) for name in names) + " |" for explainer, row in results.items()]
-    md_path.write_text("\n".join(lines) + "\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    md_path.write_text(markdown_table(results))
     return csv_path, md_path

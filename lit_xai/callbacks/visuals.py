@@ -1,0 +1,115 @@
+"""Figures of an ExplainerCallback round, and sending figures and tables to whatever loggers are attached.
+
+Figures are drawn with matplotlib's object API on an Agg canvas (no pyplot, the user's backend is left
+alone). Weights & Biases gets `log_image` / `log_table`, TensorBoard `add_figure` / `add_text`; every
+other logger (CSV) gets PNG / CSV / Markdown files in its log directory, as does TensorBoard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
+
+
+def display_image(sample: Tensor) -> np.ndarray:
+    """`(C, H, W)` -> an (H, W) or (H, W, 3) array in [0, 1] for display (min-max over the sample)."""
+    image = sample.detach().float().cpu()
+    image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
+    return image[0].numpy() if image.shape[0] != 3 else image.permute(1, 2, 0).numpy()
+
+
+def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str]) -> Figure:
+    """Rows: samples; columns: the input, then one overlay per explainer (images) or the series with its
+    saliency as a heat strip (time series)."""
+    rows, cols = inputs.shape[0], 1 + len(maps)
+    figure = Figure(figsize=(2.2 * cols, 2.2 * rows))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for row in range(rows):
+        for col, (title, saliency) in enumerate([("input", None), *maps.items()]):
+            ax = axes[row][col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+            if col == 0:
+                ax.set_ylabel(captions[row], fontsize=8)
+            if inputs.ndim == 4:
+                ax.imshow(display_image(inputs[row]), cmap="gray")
+                if saliency is not None:
+                    ax.imshow(normalised(saliency[row]), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            else:
+                series = inputs[row].detach().float().cpu().numpy()
+                if saliency is not None:
+                    strip = normalised(saliency[row])[None, :]
+                    ax.imshow(strip, cmap="jet", aspect="auto", alpha=0.5, vmin=0, vmax=1,
+                              extent=(0, series.shape[1], float(series.min()), float(series.max())))
+                for channel in series:
+                    ax.plot(channel, linewidth=0.8)
+    figure.tight_layout()
+    return figure
+
+
+def normalised(saliency: Tensor) -> np.ndarray:
+    values = saliency.detach().float().cpu()
+    return ((values - values.min()) / (values.max() - values.min()).clamp_min(1e-12)).numpy()
+
+
+def curves_figure(curves: dict[str, dict[str, Tensor]]) -> Figure:
+    """One panel per curve metric (insertion, deletion, ...), one line per explainer: mean curves over
+    the fraction of units changed."""
+    metrics = sorted({metric for per_explainer in curves.values() for metric in per_explainer})
+    figure = Figure(figsize=(4 * max(len(metrics), 1), 3.2))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, max(len(metrics), 1), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        for explainer, per_explainer in curves.items():
+            if metric in per_explainer:
+                curve = per_explainer[metric].detach().float().cpu()
+                ax.plot(torch.linspace(0, 1, len(curve)).numpy(), curve.numpy(), label=explainer)
+        ax.set_title(metric)
+        ax.set_xlabel("fraction of the input changed")
+        ax.set_ylabel("target score")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def figure_array(figure: Figure) -> np.ndarray:
+    canvas = figure.canvas
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def log_figure(trainer: pl.Trainer, figure: Figure, key: str, step: int) -> list[Path]:
+    """Send a figure to every logger; returns the PNG files written."""
+    written = []
+    for logger in trainer.loggers:
+        kind = type(logger).__name__
+        if kind == "WandbLogger":
+            logger.log_image(key=key, images=[figure_array(figure)], step=step)  # type: ignore[attr-defined]
+            continue
+        if kind == "TensorBoardLogger":
+            logger.experiment.add_figure(key, figure, global_step=step, close=False)  # type: ignore[attr-defined]
+        if logger.log_dir is not None:
+            path = Path(logger.log_dir) / f"{key.replace('/', '_')}_step{step:06d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(path, dpi=80)
+            written.append(path)
+    return written
+
+
+def log_table(trainer: pl.Trainer, key: str, columns: list[str], rows: list[list[object]], markdown: str) -> None:
+    """A results table to W&B (`log_table`) and TensorBoard (`add_text`); files are written by the caller."""
+    for logger in trainer.loggers:
+        kind = type(logger).__name__
+        if kind == "WandbLogger":
+            logger.log_table(key=key, columns=columns, data=rows)  # type: ignore[attr-defined]
+        elif kind == "TensorBoardLogger":
+            logger.experiment.add_text(key, markdown, global_step=trainer.global_step)  # type: ignore[attr-defined]
