@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 
 @contextmanager
 def preserved_model_state(model: nn.Module) -> Iterator[None]:
-    """Restore training flags, `requires_grad` flags and (in training mode) buffers on exit."""
+    """Run the block with the model in eval mode; restore every module's training flag and every
+    parameter's `requires_grad` flag on exit, even when the block raises.
+
+    Eval mode makes explanations and scores those of the deployed model: Dropout does not draw from the
+    global random state, BatchNorm uses (and does not update) its running statistics, and samples in a
+    batch do not interact.
+    """
     modes = [(module, module.training) for module in model.modules()]
     flags = [(param, param.requires_grad) for param in model.parameters()]
-    in_training = any(training for _, training in modes)
-    buffers = [(buf, buf.detach().clone()) for buf in model.buffers()] if in_training else []
+    model.eval()
     try:
         yield
     finally:
@@ -23,6 +27,3 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
             module.training = training
         for param, requires_grad in flags:
             param.requires_grad_(requires_grad)
-        with torch.no_grad():
-            for buf, saved in buffers:
-                buf.copy_(saved)

@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 def check_targets(targets: Tensor | int | None, batch_size: int, device: torch.device) -> Tensor | None:
     """`None`, an int for every sample, or an integer tensor `(B,)`; returned as a long tensor on `device`."""
+    if batch_size == 0:
+        raise ValueError("the batch is empty: explain or score at least one sample")
     if targets is None:
         return None
     if isinstance(targets, int):
@@ -61,25 +63,31 @@ def resolve_targets(outputs: Tensor, targets: Tensor | None) -> Tensor | None:
         if targets is not None and bool((targets != 0).any()):
             raise ValueError("the model has one output (regression): targets must be None or 0")
         return None
-    num_classes = outputs.shape[1]
     if targets is None:
         return outputs.detach().argmax(dim=1)
+    checked_indices(outputs, targets)
+    return targets
+
+
+def checked_indices(outputs: Tensor, targets: Tensor | None) -> Tensor:
+    """Targets as a column of indices into `outputs`' classes, or a ValueError naming the valid range."""
+    if targets is None:
+        raise ValueError("a classifier's scores need targets; call resolve_targets first")
+    num_classes = outputs.shape[1]
     if bool(((targets < 0) | (targets >= num_classes)).any()):
         raise ValueError(f"targets must be class indices in [0, {num_classes}), got values {targets.unique().tolist()[:10]}")
-    return targets
+    return targets.view(-1, 1)
 
 
 def select_scores(outputs: Tensor, targets: Tensor | None) -> Tensor:
     """Raw output of each sample's target class, `(B,)`; for a regressor the output itself."""
     if is_regression(outputs):
         return outputs.reshape(outputs.shape[0])
-    if targets is None:
-        raise ValueError("a classifier's scores need targets; call resolve_targets first")
-    return outputs.gather(1, targets.view(-1, 1)).squeeze(1)
+    return outputs.gather(1, checked_indices(outputs, targets)).squeeze(1)
 
 
 def target_probabilities(outputs: Tensor, targets: Tensor | None) -> Tensor:
     """Metric convention: softmax probability of the target class; a regressor's raw prediction."""
     if is_regression(outputs):
         return outputs.reshape(outputs.shape[0])
-    return torch.softmax(outputs, dim=1).gather(1, targets.view(-1, 1)).squeeze(1)
+    return torch.softmax(outputs, dim=1).gather(1, checked_indices(outputs, targets)).squeeze(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import CSVLogger
 import pytest
 
 from lit_xai.callbacks import ExplainerCallback
@@ -14,20 +15,24 @@ from tests.helpers import RecordingGradCAM, TinyData, TinyModule
 
 
 def validate(devices: int, count_dir: Path) -> dict[str, float]:
+    """validate then test, with a CSV logger and figures (rank 0 draws; every rank joins the collectives)."""
     pl.seed_everything(0)
     callback = ExplainerCallback(
         explainers={"gradcam": RecordingGradCAM(str(count_dir)), "random": RandomSaliency()},
         metrics=[Insertion(steps=8), Deletion(steps=8)],
         probe_size=16,
+        log_images=2,
         print_table=False,
     )
     strategy = "ddp_spawn" if devices > 1 else "auto"
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy=strategy, logger=False, enable_checkpointing=False,
+        accelerator="cpu", devices=devices, strategy=strategy, logger=CSVLogger(count_dir, name="logs"), enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
     )
     run.validate(TinyModule(), TinyData(), verbose=False)
-    return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
+    values = {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
+    run.test(TinyModule(), TinyData(), verbose=False)
+    return values
 
 
 def test_two_processes_equal_one(tmp_path: Path) -> None:
@@ -40,9 +45,17 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     assert set(double) == set(single)
     for key, value in single.items():
         assert double[key] == pytest.approx(value, abs=1e-6), key
-    assert (single_dir / "rank0.txt").read_text().split() == ["16"]
-    assert (ddp_dir / "rank0.txt").read_text().split() == ["8"]
-    assert (ddp_dir / "rank1.txt").read_text().split() == ["8"]
+    # validate: 16 probe samples; test: 20 samples in batches of 8 (DistributedSampler: 10 per rank, as 8 + 2)
+    assert (single_dir / "rank0.txt").read_text().split() == ["16", "8", "8", "4"]
+    assert (ddp_dir / "rank0.txt").read_text().split() == ["8", "8", "2"]
+    assert (ddp_dir / "rank1.txt").read_text().split() == ["8", "8", "2"]
+    for directory in (single_dir, ddp_dir):
+        logs = directory / "logs"  # one version directory, or one per spawned run under ddp_spawn
+        assert {p.name for p in logs.rglob("*.png")} == {
+            f"xai_{stage}_{kind}_step000000.png" for stage in ("validate", "test") for kind in ("overlays", "curves")
+        }
+        (results,) = logs.rglob("xai_results.csv")
+        assert results.read_text().startswith("explainer,insertion,insertion_se,deletion,deletion_se")
 
 
 def metric_values(devices: int) -> dict[str, float]:

@@ -99,11 +99,14 @@ def test_model_left_untouched_in_any_mode(name: str, small_net: SmallNet) -> Non
     small_net.head[3].bias.requires_grad_(False)
     inputs = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     before = snapshot(small_net)
-    FACTORIES[name]()(small_net, inputs)
+    rng = torch.get_rng_state()
+    in_training = FACTORIES[name]()(small_net, inputs)
+    assert torch.equal(torch.get_rng_state(), rng), "Dropout must not draw from the global random state"
     assert_same_snapshot(before, snapshot(small_net))
 
     small_net.eval()
     expected = FACTORIES[name]()(small_net, inputs)
+    torch.testing.assert_close(in_training, expected)  # explanations are of the model in eval mode
     with torch.inference_mode():
         in_inference = FACTORIES[name]()(small_net, inputs.clone())
     with torch.no_grad():

@@ -64,9 +64,9 @@ class ExplainerCallback(pl.Callback):
             run explains the same samples.
         every_n_epochs: explain every n-th validation epoch during `fit` (always in `validate`).
         targets: "predicted" (the model's argmax; the output itself for a regressor) or "label".
-        max_seconds: time budget of one validation round; explainers run fastest first (by their last
-            measured time per sample) and one whose expected time would overrun the budget is skipped,
-            with a warning (its metrics are not logged that round).
+        max_seconds: time budget of one validation round: from the speeds measured in the last round
+            (synchronised across ranks, so every rank decides alike), the fastest explainers that fit are
+            run and the rest are skipped, with a warning (their metrics are not logged that round).
         log_images: probe samples drawn with every explainer's overlay each round (0: no figures).
         limit_test_samples: explain at most this many test samples per process (default: all).
         baseline_bank_size: explainers with `baselines=None` (Expected Grad-CAM and its variants) get a
@@ -117,13 +117,16 @@ class ExplainerCallback(pl.Callback):
         self._samples: dict[str, int] = {}
         self._speed: dict[str, float] = {}
         self._shown: dict[str, Tensor] = {}
+        self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
 
     # ---- Lightning hooks -------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.explainers is None:
             self.explainers = default_explainers(pl_module)
-        for name in self.explainers:
+        for name, explainer in self.explainers.items():
+            if getattr(explainer, "return_diagnostics", False):
+                raise ValueError(f"explainer {name!r} has return_diagnostics=True; in the callback read its .diagnostics instead")
             self.metrics.setdefault(name, {m: copy.deepcopy(t) for m, t in self.metric_templates.items()})
         self._fill_baselines(trainer)
 
@@ -134,8 +137,10 @@ class ExplainerCallback(pl.Callback):
             return
         self._start_round(pl_module)
         inputs, labels = self._probe_batch(trainer, pl_module)
+        share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(inputs)
+        self._plan_budget(share)
         if len(inputs):
-            self._explain(pl_module, inputs, labels, budget=self.max_seconds, keep=self.log_images)
+            self._explain(pl_module, inputs, labels, keep=self.log_images)
         self._finish_round(trainer, pl_module, "validate")
         if trainer.is_global_zero and self.log_images and len(inputs):
             self._draw(trainer, inputs[: self.log_images], labels, "validate")
@@ -154,16 +159,17 @@ class ExplainerCallback(pl.Callback):
         if len(inputs):
             keep = self.log_images if self._test_seen == 0 else 0
             self._test_seen += len(inputs)
-            self._explain(pl_module, inputs, labels, budget=None, keep=keep)
+            self._explain(pl_module, inputs, labels, keep=keep)
             if keep and trainer.is_global_zero:
                 self._first_test_inputs = (inputs[:keep].detach().clone(), None if labels is None else labels[:keep].clone())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish_round(trainer, pl_module, "test")
+        log_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: every rank must ask
         if not trainer.is_global_zero:
             return
-        if trainer.loggers and trainer.log_dir is not None:
-            write_results(self.results["test"], trainer.log_dir)
+        if log_dir is not None:
+            write_results(self.results["test"], log_dir)
         header, rows = table_rows(self.results["test"])
         log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
         if self.log_images and getattr(self, "_first_test_inputs", None) is not None:
@@ -224,7 +230,7 @@ class ExplainerCallback(pl.Callback):
             return resolve_targets(pl_module(inputs), None)
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
-        self.errors, self.skipped, self._shown = {}, [], {}
+        self.errors, self.skipped, self._shown, self._curves = {}, [], {}, {}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
         for metrics in self.metrics.values():
@@ -232,17 +238,26 @@ class ExplainerCallback(pl.Callback):
                 metric.reset()
                 metric.to(pl_module.device)
 
-    def _explain(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None, budget: float | None, keep: int) -> None:
-        """Explain `inputs` with every explainer (fastest first when on a budget) and update the metrics."""
-        targets = self._targets(pl_module, inputs, labels)
-        names = sorted(self.explainers or {}, key=lambda name: self._speed.get(name, 0.0)) if budget else list(self.explainers or {})
-        started = time.perf_counter()
-        for name in names:
-            if name in self.errors:
-                continue
-            projected = time.perf_counter() - started + self._speed.get(name, 0.0) * len(inputs)
-            if budget is not None and projected > budget:
+    def _plan_budget(self, share: int) -> None:
+        """Skip, fastest first, the explainers whose expected time would overrun `max_seconds`.
+
+        The plan uses only the speeds synchronised across ranks at the end of the last round and the
+        largest share of the probe, so every rank makes the same choice."""
+        if self.max_seconds is None:
+            return
+        planned = 0.0
+        for name in sorted(self.explainers or {}, key=lambda name: self._speed.get(name, 0.0)):
+            planned += self._speed.get(name, 0.0) * share
+            if planned > self.max_seconds:
                 self.skipped.append(name)
+        if self.skipped:
+            rank_zero_warn(f"ExplainerCallback: over the {self.max_seconds} s budget, skipped {self.skipped} this round")
+
+    def _explain(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None, keep: int) -> None:
+        """Explain `inputs` with every explainer not skipped and update the metrics."""
+        targets = self._targets(pl_module, inputs, labels)
+        for name in self.explainers or {}:
+            if name in self.errors or name in self.skipped:
                 continue
             try:
                 start = time.perf_counter()
@@ -251,36 +266,46 @@ class ExplainerCallback(pl.Callback):
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
                 self._samples[name] += len(inputs)
-                self._speed[name] = self._seconds[name] / self._samples[name]
                 if keep:
                     self._shown[name] = saliency[:keep].detach()
                 for metric in self.metrics[name].values():
                     metric.update(pl_module, inputs, saliency, targets)
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
-                rank_zero_warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
-        if self.skipped:
-            rank_zero_warn(f"ExplainerCallback: over the {budget} s budget, skipped {self.skipped} this round")
+                warnings.warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Compute every metric on every rank (the collectives must match), then log the finite values."""
+        """Every rank computes every metric and curve and joins the same reductions (the collectives must
+        match); failures and speeds are synchronised so that every rank logs and plans alike."""
+        names = list(self.metrics)
+        local = torch.tensor(
+            [[float(name in self.errors), self._seconds.get(name, 0.0) / max(self._samples.get(name, 0), 1)] for name in names],
+            dtype=torch.float64, device=pl_module.device,
+        ).view(len(names), 2)
+        failed_anywhere, speed = trainer.strategy.reduce(local, reduce_op="max").unbind(dim=1) if trainer.world_size > 1 else local.unbind(dim=1)
         results: Results = {}
-        for name, metrics in self.metrics.items():
+        self._curves = {}
+        for index, name in enumerate(names):
             row: dict[str, float] = {}
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                for metric_key, metric in metrics.items():
+                for metric_key, metric in self.metrics[name].items():
                     row[metric_key] = float(metric.compute())
                     if stage == "test" and hasattr(metric, "standard_error"):
                         row[f"{metric_key}_se"] = float(metric.standard_error())
+                self._curves[name] = {key: metric.curve() for key, metric in self.metrics[name].items() if hasattr(metric, "curve")}
             samples = self._samples.get(name, 0)
             row["seconds_per_sample"] = self._seconds.get(name, 0.0) / samples if samples else math.nan
+            if speed[index] > 0:
+                self._speed[name] = float(speed[index])
             results[name] = row
             for column, value in row.items():
                 if not math.isnan(value) and not column.endswith("_se"):
                     pl_module.log(f"xai/{name}/{column}", value, sync_dist=False)
-            if name in self.errors:
+            if failed_anywhere[index] > 0:
                 pl_module.log(f"xai/{name}/failed", 1.0, sync_dist=False)
+                if name not in self.errors:
+                    self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
 
     def _draw(self, trainer: pl.Trainer, inputs: Tensor, labels: Tensor | None, stage: str) -> None:
@@ -295,10 +320,6 @@ class ExplainerCallback(pl.Callback):
         ]
         step = trainer.global_step
         log_figure(trainer, overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions), f"xai/{stage}_overlays", step)
-        curves = {
-            name: {metric_key: metric.curve() for metric_key, metric in metrics.items() if hasattr(metric, "curve")}
-            for name, metrics in self.metrics.items()
-            if name not in self.errors and self._samples.get(name)
-        }
+        curves = {name: curves for name, curves in self._curves.items() if name not in self.errors and self._samples.get(name)}
         if any(curves.values()):
             log_figure(trainer, curves_figure(curves), f"xai/{stage}_curves", step)

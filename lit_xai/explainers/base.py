@@ -7,8 +7,8 @@ device, raw (not min-max normalised). The call:
 * enters `torch.inference_mode(False)` and `torch.enable_grad()` together and clones the inputs inside,
   so gradients exist even inside Lightning's validate/test loops (inference mode) or fit's validation
   (no_grad);
-* leaves the model as it found it: training flags, `requires_grad` flags and, when some module is in
-  training mode, the buffers (BatchNorm statistics) are restored, even when the method raises.
+* runs the model in eval mode and leaves it as it found it: training flags and `requires_grad` flags
+  are restored, even when the method raises (eval mode: no Dropout draws, no BatchNorm updates).
   Parameter `.grad` is never touched because methods take `torch.autograd.grad` with respect to
   activations or the cloned inputs, never `.backward()`.
 """

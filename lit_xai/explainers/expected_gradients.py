@@ -51,9 +51,15 @@ class ExpectedGradientsResult:
     diagnostics: ConvergenceDiagnostics
 
 
-def parameter_versions(model: nn.Module) -> tuple[int, ...]:
-    """Changes whenever a parameter or buffer is modified in place (optimizer steps, BatchNorm statistics)."""
-    return tuple(t._version for t in (*model.parameters(), *model.buffers()))
+def model_fingerprint(model: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is modified in place (optimizer steps, BatchNorm statistics),
+    replaced (`param.data = ...`, weight averaging), or a module changes mode."""
+    tensors = (*model.parameters(), *model.buffers())
+    return (
+        tuple(t._version for t in tensors),
+        tuple(t.data_ptr() for t in tensors),
+        tuple(m.training for m in model.modules()),
+    )
 
 
 class BankActivationCache:
@@ -64,7 +70,7 @@ class BankActivationCache:
         self.value: tuple[Tensor, Tensor] | None = None
 
     def get(self, model: nn.Module, layer_name: str, bank: Tensor, internal_batch_size: int) -> tuple[Tensor, Tensor]:
-        key = (id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, parameter_versions(model))
+        key = (id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model))
         if self.key != key or self.value is None:
             outputs, activations = [], []
             with torch.no_grad():

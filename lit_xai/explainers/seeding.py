@@ -15,7 +15,8 @@ from torch import Tensor
 
 def sample_seed(sample: Tensor, seed: int) -> int:
     """A 63-bit seed from `seed` and the sample's bytes: equal samples get equal seeds."""
-    digest = hashlib.blake2b(sample.detach().cpu().contiguous().numpy().tobytes(), digest_size=8).digest()
+    raw = sample.detach().cpu().contiguous().view(torch.uint8)  # any dtype, bfloat16 included
+    digest = hashlib.blake2b(raw.numpy().tobytes(), digest_size=8).digest()
     return (int.from_bytes(digest, "little") ^ seed) & ((1 << 63) - 1)
 
 
