@@ -139,7 +139,7 @@ def test_expected_gradcam_gets_its_baselines_from_the_training_data() -> None:
     data = TinyData()
     run = trainer([callback])
     run.validate(TinyModule(), data, verbose=False)
-    assert torch.equal(explainer.baselines.bank, data.train.tensors[0][:5])
+    assert torch.equal(explainer.baselines.data, data.train.tensors[0][:5])
     assert 0 <= run.callback_metrics["xai/egc/deletion"].item() <= 1
 
 

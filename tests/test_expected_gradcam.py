@@ -182,24 +182,38 @@ def test_bank_activations_are_cached_until_the_model_changes() -> None:
 
 def test_baseline_sources() -> None:
     data = torch.utils.data.TensorDataset(torch.arange(40.0).view(10, 1, 2, 2), torch.zeros(10))
-    bank = DataBaselines(data, size=4, seed=0).bank
-    assert bank.shape == (4, 1, 2, 2) and torch.equal(bank, DataBaselines(data, size=4, seed=0).bank)
-    assert torch.equal(DataBaselines(data, indices=[2, 5]).bank[:, 0, 0, 0], torch.tensor([8.0, 20.0]))
+    bank = DataBaselines(data, size=4, seed=0).data
+    assert bank.shape == (4, 1, 2, 2) and torch.equal(bank, DataBaselines(data, size=4, seed=0).data)
+    assert torch.equal(DataBaselines(data, indices=[2, 5]).data[:, 0, 0, 0], torch.tensor([8.0, 20.0]))
     with pytest.raises(ValueError, match=r"must lie in \[0, 10\)"):
         DataBaselines(data, indices=[12])
     inputs = torch.randn(3, 1, 2, 2)
-    drawn, indices = BankBaselines(bank).draw(inputs, 5, seed=0)
-    assert drawn.shape == (3, 5, 1, 2, 2) and torch.equal(drawn, bank[indices])
-    gaussian, none = GaussianBaselines(std=2.0).draw(torch.randn(2, 1, 50, 50), 3, seed=0)
-    assert none is None and gaussian.std().item() == pytest.approx(2.0, rel=0.05)
+    assert torch.equal(BankBaselines(bank).bank(inputs), bank)
+    assert torch.equal(ZeroBaseline().bank(inputs), torch.zeros(1, 1, 2, 2))
+    big = torch.randn(2, 1, 50, 50)
+    samples, draws = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
+    gaussian = GaussianBaselines(std=2.0).draw_pairs(big, samples, draws, seeds=[5, 6])
+    assert gaussian.shape == (4, 1, 50, 50) and gaussian.std().item() == pytest.approx(2.0, rel=0.05)
+    again = GaussianBaselines(std=2.0).draw_pairs(big, samples[2:], draws[2:], seeds=[5, 6])
+    torch.testing.assert_close(again, gaussian[2:], rtol=0, atol=0)  # a draw depends on (sample, number) only
     with pytest.raises(ValueError, match="per sample but the inputs have"):
-        BankBaselines(torch.zeros(2, 3, 4, 4)).draw(inputs, 2, 0)
+        BankBaselines(torch.zeros(2, 3, 4, 4)).bank(inputs)
     with pytest.raises(ValueError, match="baselines must be a tensor"):
         as_baseline_source("training")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alphas must be one of"):
         ExpectedGradCAM(alphas="random")
     with pytest.raises(ValueError, match="draws must be a positive int"):
         ExpectedGradCAM(draws=0)
+
+
+def test_early_stop_is_per_sample() -> None:
+    model = plain_net()
+    explainer = ExpectedGradCAM("0", baselines=BASELINE, draws=4, batches=6, alphas="uniform", tolerance=0.02, return_diagnostics=True)
+    together, diagnostics = explainer(model, X, TARGETS)
+    alone = [explainer(model, X[i : i + 1], TARGETS[i : i + 1]) for i in range(2)]
+    torch.testing.assert_close(together, torch.cat([maps for maps, _ in alone]))
+    used = [d.draws for _, d in alone]
+    assert diagnostics.draws == max(used) and used[0] != used[1]  # the samples stop at different group counts
 
 
 def test_upsampled_output_and_time_series() -> None:

@@ -50,13 +50,6 @@ def check_inputs(inputs: Tensor) -> None:
         raise ValueError(f"inputs contain NaN or inf in samples {bad[:10]}; check the data and its normalisation")
 
 
-def check_positive_int(value: object, name: str) -> int:
-    """A hyper-parameter that counts something (draws, samples, internal_batch_size) must be an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class Explainer(abc.ABC):
     """Base class of every explanation method: subclasses implement `explain`.
 

@@ -1,9 +1,10 @@
 """Baselines x' for path methods (Expected Grad-CAM, Integrated/Expected Gradients).
 
-A baseline source gives, for inputs `(B, *shape)` and `draws` M, a tensor `(B, M, *shape)`. Draws
-depend only on the seed and each sample's content (seeding.py), so explanations do not depend on the
-batch or the process. Sources that draw from a fixed bank also return the bank indices, so the
-bank's layer activations can be computed once and reused.
+A source either holds a fixed bank `(N, *shape)` that draws index into (`bank` returns it; the bank's
+layer activations can then be computed once and cached), or draws each baseline on its own
+(`draw_pairs`). Every draw depends only on the seed, the sample's content and the draw's number
+(seeding.py), so explanations do not depend on the batch or the process, and baselines are made one
+chunk at a time (memory does not grow with the number of draws).
 """
 
 from __future__ import annotations
@@ -15,36 +16,19 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lit_xai.explainers.seeding import per_sample_normal, sample_seed
+from lit_xai.explainers.seeding import pair_generator
 
 
 class BaselineSource(abc.ABC):
     """Something to draw baselines from."""
 
-    @abc.abstractmethod
-    def draw(self, inputs: Tensor, draws: int, seed: int) -> tuple[Tensor, Tensor | None]:
-        """`(baselines (B, M, *shape), bank indices (B, M) or None)`."""
+    def bank(self, inputs: Tensor) -> Tensor | None:
+        """The fixed bank `(N, *shape)` on the inputs' device and dtype, or None for per-draw sources."""
+        return None
 
-
-class ZeroBaseline(BaselineSource):
-    """x' = 0 (in normalised input space: the data mean)."""
-
-    def draw(self, inputs: Tensor, draws: int, seed: int) -> tuple[Tensor, Tensor | None]:
-        return inputs.new_zeros((inputs.shape[0], draws, *inputs.shape[1:])), None
-
-
-class GaussianBaselines(BaselineSource):
-    """x' ~ N(mean, std^2) independently per element (or, with `around_input`, x' = x + N(0, std^2))."""
-
-    def __init__(self, std: float = 1.0, mean: float = 0.0, around_input: bool = False) -> None:
-        if std <= 0:
-            raise ValueError(f"std must be > 0, got {std}")
-        self.std, self.mean, self.around_input = std, mean, around_input
-
-    def draw(self, inputs: Tensor, draws: int, seed: int) -> tuple[Tensor, Tensor | None]:
-        noise = per_sample_normal(inputs, draws, seed) * self.std
-        centre = inputs.unsqueeze(1) if self.around_input else self.mean
-        return noise + centre, None
+    def draw_pairs(self, inputs: Tensor, samples: Tensor, draws: Tensor, seeds: list[int]) -> Tensor:
+        """Baselines `(n, *shape)` for (sample, draw number) pairs; `seeds[b]` is sample b's seed."""
+        raise TypeError(f"{type(self).__name__} draws from a bank; use bank()")
 
 
 class BankBaselines(BaselineSource):
@@ -55,26 +39,54 @@ class BankBaselines(BaselineSource):
             raise ValueError(f"a baseline bank must be a float tensor (N, *input_shape), got {getattr(bank, 'shape', bank)!r}")
         if not bool(torch.isfinite(bank).all()):
             raise ValueError("the baseline bank contains NaN or inf")
-        self.bank = bank.detach()
+        self.data = bank.detach()
         self._copies: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    def bank_on(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """The bank on a device and dtype, copied once (so cached activations stay valid)."""
-        key = (torch.device(device), dtype)
-        if key not in self._copies:
-            self._copies[key] = self.bank.to(device=device, dtype=dtype)
+    def bank(self, inputs: Tensor) -> Tensor:
+        if tuple(self.data.shape[1:]) != tuple(inputs.shape[1:]):
+            raise ValueError(
+                f"baselines have shape {tuple(self.data.shape[1:])} per sample but the inputs have {tuple(inputs.shape[1:])}"
+            )
+        key = (inputs.device, inputs.dtype)
+        if key not in self._copies:  # one copy per device and dtype, so cached activations stay valid
+            self._copies[key] = self.data.to(device=inputs.device, dtype=inputs.dtype)
         return self._copies[key]
 
-    def draw(self, inputs: Tensor, draws: int, seed: int) -> tuple[Tensor, Tensor | None]:
-        if tuple(self.bank.shape[1:]) != tuple(inputs.shape[1:]):
-            raise ValueError(
-                f"baselines have shape {tuple(self.bank.shape[1:])} per sample but the inputs have {tuple(inputs.shape[1:])}"
-            )
-        count = self.bank.shape[0]
-        indices = torch.stack(
-            [torch.randint(count, (draws,), generator=torch.Generator().manual_seed(sample_seed(x, seed))) for x in inputs]
-        ).to(inputs.device)
-        return self.bank_on(inputs.device, inputs.dtype)[indices], indices
+
+class ZeroBaseline(BankBaselines):
+    """x' = 0 (in normalised input space: the data mean): a bank of one zero input, made per input shape."""
+
+    def __init__(self) -> None:
+        self._copies = {}
+
+    def bank(self, inputs: Tensor) -> Tensor:
+        key = (inputs.device, inputs.dtype, tuple(inputs.shape[1:]))
+        if key not in self._copies:
+            self._copies[key] = inputs.new_zeros((1, *inputs.shape[1:]))  # type: ignore[index]
+        return self._copies[key]  # type: ignore[index]
+
+
+class GaussianBaselines(BaselineSource):
+    """x' ~ N(mean, std^2) independently per element (or, with `around_input`, x' = x + N(0, std^2))."""
+
+    def __init__(self, std: float = 1.0, mean: float = 0.0, around_input: bool = False) -> None:
+        if std <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        self.std, self.mean, self.around_input = std, mean, around_input
+
+    def draw_pairs(self, inputs: Tensor, samples: Tensor, draws: Tensor, seeds: list[int]) -> Tensor:
+        noise = pair_normal(inputs, samples, draws, seeds, stream=1) * self.std
+        return noise + (inputs[samples] if self.around_input else self.mean)
+
+
+def pair_normal(inputs: Tensor, samples: Tensor, draws: Tensor, seeds: list[int], stream: int) -> Tensor:
+    """Standard normal noise `(n, *shape)`, one independent stream per (sample seed, draw number, stream)."""
+    shape = tuple(inputs.shape[1:])
+    noise = [
+        torch.randn(shape, generator=pair_generator(seeds[b], d, stream))
+        for b, d in zip(samples.tolist(), draws.tolist())
+    ]
+    return torch.stack(noise).to(device=inputs.device, dtype=inputs.dtype)
 
 
 class DataBaselines(BankBaselines):

@@ -10,7 +10,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.base import check_positive_int
+from lit_xai.checks import check_positive_int
 from lit_xai.explainers.baselines import BaselineSource, as_baseline_source
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.expected_gradients import (
@@ -46,8 +46,8 @@ class ExpectedGradCAM(LayerExplainer):
         alphas: "uniform" (a ~ U(0, 1) per draw) or "linear" (a_s = s / M, s = 1..M).
         noise_std: std of Gaussian noise added to each drawn baseline (local smoothing); 0 = none.
         internal_batch_size: path points per forward pass.   seed: draws are seeded per sample.
-        tolerance: stop after the first group count whose convergence delta is <= tolerance for every
-            sample (only with batches > 1).
+        tolerance: a sample stops after the first group count at which its convergence delta is
+            <= tolerance (only with batches > 1); the other samples go on.
         return_diagnostics: return `(maps, ConvergenceDiagnostics)` instead of maps.
     """
 
@@ -98,9 +98,12 @@ class ExpectedGradCAM(LayerExplainer):
         return result
 
     def group_maps(self, result: ExpectedGradientsResult) -> Tensor:
-        """Mean over groups of the rule's map for each group: `(B, *s)`."""
+        """Mean over the groups each sample used of the rule's map for each group: `(B, *s)`."""
         groups = result.layer_terms.shape[1]
-        return torch.stack([self.rule(result.activations, result.layer_terms[:, g]) for g in range(groups)]).mean(dim=0)
+        maps = torch.stack([self.rule(result.activations, result.layer_terms[:, g]) for g in range(groups)], dim=1)
+        used = torch.arange(groups, device=maps.device) < result.groups_used.unsqueeze(1)
+        used = used.view(*used.shape, *(1,) * (maps.ndim - 2))
+        return (maps * used).sum(dim=1) / result.groups_used.view(-1, *(1,) * (maps.ndim - 2))
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         return self.group_maps(self.expected(model, layer_name, inputs, targets, input_terms=False))
@@ -144,5 +147,4 @@ class GuidedExpectedGradCAM(ExpectedGradCAM):
         result = self.expected(model, layer_name, inputs, targets, input_terms=True)
         size = tuple(inputs.shape[2:])
         cam = upsample(self.group_maps(result), size, self.upsample)
-        attributions = result.input_terms.mean(dim=1)  # type: ignore[union-attr]
-        return reduce_channels(cam.unsqueeze(1) * attributions, self.reduce)
+        return reduce_channels(cam.unsqueeze(1) * result.input_terms, self.reduce)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.baselines import BankBaselines, BaselineSource
+from lit_xai.explainers.baselines import BaselineSource, pair_normal
 from lit_xai.explainers.gradients import forward_with_activations
-from lit_xai.explainers.seeding import per_sample_normal, per_sample_uniform
+from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.targets import resolve_targets, select_scores
 
 ALPHAS = ("uniform", "linear")
@@ -32,7 +32,7 @@ class ConvergenceDiagnostics:
 
     `delta = |sum(layer attributions) - (y(x) - E[y(x')])|` and `relative_delta = delta / |y(x) - E[y(x')]|`.
     Exact completeness holds when the layer is linear in the input (the path stays straight at the
-    layer); deeper layers keep a residual. `draws` is how many draws per sample were used.
+    layer); deeper layers keep a residual. `draws` is the most draws any sample used.
     """
 
     delta: Tensor
@@ -45,8 +45,9 @@ class ConvergenceDiagnostics:
 @dataclass
 class ExpectedGradientsResult:
     activations: Tensor  # A(x): (B, K, *s)
-    layer_terms: Tensor  # per group: (B, G, K, *s)
-    input_terms: Tensor | None  # per group: (B, G, C, *S)
+    layer_terms: Tensor  # per group: (B, G, K, *s); groups a sample did not use are zero
+    input_terms: Tensor | None  # mean over every used draw: (B, C, *S)
+    groups_used: Tensor  # (B,) groups each sample used (< G when it converged early)
     targets: Tensor | None
     diagnostics: ConvergenceDiagnostics
 
@@ -82,12 +83,18 @@ class BankActivationCache:
         return self.value
 
 
-def interpolation_factors(inputs: Tensor, draws: int, groups: int, alphas: str, seed: int) -> Tensor:
+def interpolation_factors(inputs: Tensor, draws: int, groups: int, alphas: str, seeds: list[int]) -> Tensor:
     """`(B, groups * draws)`: U(0, 1) per draw ("uniform") or s / M, s = 1..M, in every group ("linear")."""
     if alphas == "uniform":
-        return per_sample_uniform(inputs, (groups * draws,), seed).to(inputs.dtype)
+        factors = [torch.rand(groups * draws, generator=pair_generator(seed, -1, stream=2)) for seed in seeds]
+        return torch.stack(factors).to(device=inputs.device, dtype=inputs.dtype)
     grid = torch.arange(1, draws + 1, dtype=inputs.dtype, device=inputs.device) / draws
     return grid.repeat(groups).expand(inputs.shape[0], -1)
+
+
+def bank_indices(count: int, total: int, seeds: list[int], device: torch.device) -> Tensor:
+    """`(B, total)` uniform indices into a bank of `count` baselines, seeded per sample."""
+    return torch.stack([torch.randint(count, (total,), generator=pair_generator(seed, -1, stream=3)) for seed in seeds]).to(device)
 
 
 def expected_gradients(
@@ -106,34 +113,40 @@ def expected_gradients(
     cache: BankActivationCache | None = None,
     tolerance: float | None = None,
 ) -> ExpectedGradientsResult:
-    """Group-wise means of the layer (and optionally input) terms; see the module docstring."""
+    """Group-wise means of the layer terms (and the mean input term); see the module docstring.
+
+    With `tolerance`, a sample stops after the first group count at which its convergence delta is
+    <= tolerance; the others go on (so a sample's result never depends on the rest of the batch).
+    """
     batch = inputs.shape[0]
     with torch.no_grad():
         outputs, activations = forward_with_activations(model, layer_name, inputs)
     targets = resolve_targets(outputs, targets)
     scores = select_scores(outputs, targets).detach()
 
-    total = groups * draws
-    baselines, bank_indices = source.draw(inputs, total, seed)
-    if noise_std > 0:
-        baselines = baselines + noise_std * per_sample_normal(inputs, total, seed + 1)
-        bank_indices = None
-    factors = interpolation_factors(inputs, draws, groups, alphas, seed + 2)
+    seeds = [sample_seed(x, seed) for x in inputs]
+    factors = interpolation_factors(inputs, draws, groups, alphas, seeds)
+    bank = source.bank(inputs)
+    indices = bank_indices(bank.shape[0], groups * draws, seeds, inputs.device) if bank is not None else None
     cached = None
-    if bank_indices is not None and cache is not None and isinstance(source, BankBaselines):
-        cached = cache.get(model, layer_name, source.bank_on(inputs.device, inputs.dtype), internal_batch_size)
+    if bank is not None and noise_std == 0 and cache is not None:
+        cached = cache.get(model, layer_name, bank, internal_batch_size)
 
     layer_sums = activations.new_zeros((batch * groups, *activations.shape[1:]))
-    input_sums = inputs.new_zeros((batch * groups, *inputs.shape[1:])) if input_terms else None
+    input_sums = inputs.new_zeros(inputs.shape) if input_terms else None
     baseline_score_sums = scores.new_zeros(batch * groups)
-    used_groups = groups
+    groups_used = torch.zeros(batch, dtype=torch.long, device=inputs.device)
+    active = torch.ones(batch, dtype=torch.bool, device=inputs.device)
     for group in range(groups):
-        pairs = torch.arange(batch * draws, device=inputs.device)
-        sample, draw = pairs // draws, group * draws + pairs % draws
-        for start in range(0, len(pairs), internal_batch_size):
+        members = active.nonzero().flatten()
+        groups_used[members] += 1
+        sample = members.repeat_interleave(draws)
+        draw = group * draws + torch.arange(draws, device=inputs.device).repeat(len(members))
+        for start in range(0, len(sample), internal_batch_size):
             b, d = sample[start : start + internal_batch_size], draw[start : start + internal_batch_size]
-            slot = b * groups + group
-            base = baselines[b, d]
+            base = bank[indices[b, d]] if bank is not None else source.draw_pairs(inputs, b, d, seeds)  # type: ignore[index]
+            if noise_std > 0:
+                base = base + noise_std * pair_normal(inputs, b, d, seeds, stream=4)
             path = (base + factors[b, d].view(-1, *(1,) * (inputs.ndim - 1)) * (inputs[b] - base)).requires_grad_(True)
             count = len(b)
             if cached is None:
@@ -141,33 +154,35 @@ def expected_gradients(
                 base_acts, base_out = acts[count:].detach(), out[count:].detach()
             else:
                 out, acts = forward_with_activations(model, layer_name, path)
-                base_acts, base_out = cached[0][bank_indices[b, d]], cached[1][bank_indices[b, d]]
+                base_acts, base_out = cached[0][indices[b, d]], cached[1][indices[b, d]]  # type: ignore[index]
             path_scores = select_scores(out[:count], None if targets is None else targets[b])
-            wrt = [acts] + ([path] if input_terms else [])
-            grads = torch.autograd.grad(path_scores.sum(), wrt)
+            grads = torch.autograd.grad(path_scores.sum(), [acts] + ([path] if input_terms else []))
+            slot = b * groups + group
             layer_sums.index_add_(0, slot, (activations[b] - base_acts) * grads[0][:count])
             if input_sums is not None:
-                input_sums.index_add_(0, slot, (inputs[b] - base) * grads[1])
+                input_sums.index_add_(0, b, (inputs[b] - base) * grads[1])
             baseline_score_sums.index_add_(0, slot, select_scores(base_out, None if targets is None else targets[b]))
-        if tolerance is not None and group + 1 < groups:
-            delta = convergence(layer_sums, baseline_score_sums, scores, batch, groups, draws, group + 1).delta
-            if bool((delta <= tolerance).all()):
-                used_groups = group + 1
+        if tolerance is not None:
+            delta = convergence(layer_sums, baseline_score_sums, scores, groups, draws, groups_used).delta
+            active &= delta > tolerance
+            if not bool(active.any()):
                 break
 
-    diagnostics = convergence(layer_sums, baseline_score_sums, scores, batch, groups, draws, used_groups)
-    layer_means = (layer_sums / draws).view(batch, groups, *activations.shape[1:])[:, :used_groups]
-    input_means = None if input_sums is None else (input_sums / draws).view(batch, groups, *inputs.shape[1:])[:, :used_groups]
-    return ExpectedGradientsResult(activations, layer_means, input_means, targets, diagnostics)
+    diagnostics = convergence(layer_sums, baseline_score_sums, scores, groups, draws, groups_used)
+    layer_means = (layer_sums / draws).view(batch, groups, *activations.shape[1:])
+    used_draws = (groups_used * draws).view(-1, *(1,) * (inputs.ndim - 1))
+    input_means = None if input_sums is None else input_sums / used_draws
+    return ExpectedGradientsResult(activations, layer_means, input_means, groups_used, targets, diagnostics)
 
 
 def convergence(
-    layer_sums: Tensor, baseline_score_sums: Tensor, scores: Tensor, batch: int, groups: int, draws: int, used_groups: int
+    layer_sums: Tensor, baseline_score_sums: Tensor, scores: Tensor, groups: int, draws: int, groups_used: Tensor
 ) -> ConvergenceDiagnostics:
-    """Diagnostics over the first `used_groups` groups (sums hold each group's totals over M draws)."""
-    used = used_groups * draws
-    attribution = layer_sums.view(batch, groups, -1)[:, :used_groups].sum(dim=(1, 2)) / used
-    baseline = baseline_score_sums.view(batch, groups)[:, :used_groups].sum(dim=1) / used
+    """Diagnostics over the groups each sample used (sums hold each group's totals over M draws)."""
+    batch = scores.shape[0]
+    used = (groups_used * draws).to(scores.dtype)
+    attribution = layer_sums.view(batch, groups, -1).sum(dim=(1, 2)) / used
+    baseline = baseline_score_sums.view(batch, groups).sum(dim=1) / used
     gap = scores - baseline
     delta = (attribution - gap).abs()
-    return ConvergenceDiagnostics(delta, delta / gap.abs().clamp_min(1e-12), scores, baseline, used)
+    return ConvergenceDiagnostics(delta, delta / gap.abs().clamp_min(1e-12), scores, baseline, int(groups_used.max()) * draws)

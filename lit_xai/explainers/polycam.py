@@ -15,7 +15,8 @@ from contextlib import ExitStack
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.base import Explainer, check_positive_int
+from lit_xai.checks import check_positive_int
+from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.layers import captured_output, get_layer
 from lit_xai.explainers.scoring import masked_target_scores
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample

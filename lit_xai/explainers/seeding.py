@@ -33,3 +33,12 @@ def per_sample_uniform(inputs: Tensor, shape: tuple[int, ...], seed: int) -> Ten
     """U(0, 1) draws `(B, *shape)` on the inputs' device, seeded per sample."""
     draws = [torch.rand(shape, generator=torch.Generator().manual_seed(sample_seed(sample, seed))) for sample in inputs]
     return torch.stack(draws).to(inputs.device)
+
+
+MASK_63 = (1 << 63) - 1
+
+
+def pair_generator(seed: int, draw: int, stream: int = 0) -> torch.Generator:
+    """A generator for draw number `draw` of a sample whose seed is `seed` (independent per `stream`)."""
+    mixed = (seed ^ ((draw + 1) * 0x9E3779B97F4A7C15) ^ ((stream + 1) * 0xBF58476D1CE4E5B9)) & MASK_63
+    return torch.Generator().manual_seed(mixed)

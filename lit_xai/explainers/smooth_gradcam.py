@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.base import check_positive_int
+from lit_xai.checks import check_positive_int
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations, gradients_of_scores
 from lit_xai.explainers.seeding import per_sample_normal

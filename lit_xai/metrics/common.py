@@ -31,12 +31,6 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
         raise ValueError("saliency contains NaN or inf; check the explainer's output")
 
 
-def check_positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def batched_target_scores(model: nn.Module, batch: Tensor, targets: Tensor | None, internal_batch_size: int) -> Tensor:
     """Metric convention: softmax probability of the target (a regressor's raw output), float64, in chunks."""
     scores = []

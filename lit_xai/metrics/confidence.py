@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, check_positive, metric_passes
+from lit_xai.checks import check_positive_int
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
 
 
 def normalised_saliency(saliency: Tensor) -> Tensor:
@@ -40,7 +41,7 @@ class MaskedConfidenceMetric(PerImageMean):
 
     def __init__(self, internal_batch_size: int = 256, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.internal_batch_size = check_positive(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
 
     @abc.abstractmethod
     def score(self, original: Tensor, masked: Tensor) -> Tensor:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lit_xai.metrics.common import PerImageMean, check_metric_inputs, check_positive, metric_passes
+from lit_xai.checks import check_positive_int
+from lit_xai.metrics.common import PerImageMean, check_metric_inputs, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import model_outputs, target_probabilities
 
@@ -117,9 +118,9 @@ class PerturbationCurveMetric(PerImageMean):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.steps = check_positive(steps, "steps")
-        self.patch = check_positive(patch, "patch")
-        self.internal_batch_size = check_positive(internal_batch_size, "internal_batch_size")
+        self.steps = check_positive_int(steps, "steps")
+        self.patch = check_positive_int(patch, "patch")
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS} (most / least relevant first), got {order!r}")
         self.order = order

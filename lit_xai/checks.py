@@ -1,0 +1,10 @@
+"""Argument checks shared by explainers and metrics."""
+
+from __future__ import annotations
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """A hyper-parameter that counts something (steps, draws, samples, internal_batch_size) must be an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
