@@ -189,3 +189,30 @@ def test_insertion_deletion_is_the_difference() -> None:
     metric.update(LinearProbability(), ONES, W[:, 0], TARGET)
     assert metric.compute().item() == pytest.approx(0.65625 - 0.34375, abs=1e-6)
     assert InsertionDeletion.higher_is_better
+
+
+def test_perfect_beats_random_beats_inverted_on_a_trained_shapes_model() -> None:
+    """The object mask (the pixels that decide the class) as saliency must score better than random
+    saliency, which must score better than the inverted mask, on both Insertion and Deletion.
+
+    Insertion uses the zeros substrate here: the bare mask pasted sharp onto a blurred copy (which keeps
+    a blurred ghost of the shape) confuses the model, measured 0.593 (mask) vs 0.599 (random) vs 0.867
+    (Grad-CAM, whose map covers the shape's surroundings too) with the default blur; with zeros 0.875,
+    0.454, 0.285."""
+    from lit_xai.explainers import RandomSaliency
+    from tests.shapes_helpers import single_thread, trained_shapes_classifier
+
+    trained = trained_shapes_classifier()
+    dataset = trained.data.dataset("val")
+    inputs = torch.stack([dataset[i][0] for i in range(48)])
+    masks = torch.stack([dataset.mask(i) for i in range(48)]).float()
+    with single_thread():
+        maps = {"perfect": masks, "random": RandomSaliency()(trained.model, inputs), "inverted": 1 - masks}
+        scores = {}
+        for name, saliency in maps.items():
+            insertion, deletion = Insertion(steps=32, substrate="zeros"), Deletion(steps=32)
+            insertion.update(trained.model, inputs, saliency)
+            deletion.update(trained.model, inputs, saliency)
+            scores[name] = (insertion.compute().item(), deletion.compute().item())
+    assert scores["perfect"][0] > scores["random"][0] > scores["inverted"][0], scores
+    assert scores["perfect"][1] < scores["random"][1] < scores["inverted"][1], scores

@@ -1,16 +1,24 @@
 """Faithfulness metrics as torchmetrics Metrics (DESIGN.md, "Conventions")."""
 
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
+from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
 from lit_xai.metrics.substrates import gaussian_blur
 
 __all__ = [
     "AverageDrop",
     "AverageDropInDeletion",
     "Deletion",
+    "EnergyPointingGame",
     "IncreaseInConfidence",
     "Insertion",
     "InsertionDeletion",
+    "LocalisationMetric",
+    "ModelRandomizationSimilarity",
     "PerturbationCurveMetric",
+    "PointingGame",
+    "WeakLocalization",
     "gaussian_blur",
+    "spearman_correlation",
 ]
