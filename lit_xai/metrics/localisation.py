@@ -28,6 +28,7 @@ Metrics (all mean over images, synchronised across processes through sum states)
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from typing import Any, Literal, NamedTuple, Sequence, Union
@@ -35,7 +36,8 @@ from typing import Any, Literal, NamedTuple, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
+
+from lit_xai.metrics.common import PerImageMean
 
 GroundTruth = Union[Tensor, Sequence[Tensor]]
 """Masks `(B, *spatial)`, boxes `(B, 2 D)`, or a list of B tensors `(K_i, 2 D)` (see the module docstring)."""
@@ -285,31 +287,20 @@ def box_iou(lower: Tensor, upper: Tensor, gt_lower: Tensor, gt_upper: Tensor) ->
 # Metrics
 
 
-class LocalisationMetric(Metric):
-    """Shared by the localisation metrics: a per-image score summed over images, `compute()` = the mean."""
+class LocalisationMetric(PerImageMean):
+    """Shared by the localisation metrics: a per-image score, `compute()` = the mean over images,
+    `standard_error()` its standard error (sum states, synchronised across processes)."""
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
+    @abc.abstractmethod
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
         """Per-image score `(B,)` (float64); each metric defines it."""
-        raise NotImplementedError(f"{type(self).__name__} must define scores(saliency, regions)")
 
     def update(self, saliency: Tensor, masks_or_boxes: GroundTruth) -> None:
         """Score one batch: saliency `(B, H, W)` or `(B, T)`; masks, boxes or a list of boxes (module docstring)."""
         saliency = check_saliency(saliency)
-        scores = self.scores(saliency, ground_truth_regions(masks_or_boxes, saliency))
-        self.score_sum += scores.sum().to(self.score_sum.device)
-        self.count += scores.shape[0]
-
-    def compute(self) -> Tensor:
-        return (self.score_sum / self.count).float() if self.count > 0 else torch.tensor(math.nan)
+        self.add_values(self.scores(saliency, ground_truth_regions(masks_or_boxes, saliency)))
 
 
 class PointingGame(LocalisationMetric):
@@ -451,9 +442,8 @@ class WeakLocalization(LocalisationMetric):
     def update(self, saliency: Tensor, masks_or_boxes: GroundTruth) -> None:
         saliency = check_saliency(saliency)
         ious = self.ious(saliency, ground_truth_regions(masks_or_boxes, saliency))
-        self.score_sum += (ious >= self.iou).sum().to(self.score_sum)
+        self.add_values((ious >= self.iou).double())
         self.iou_sum += ious.sum().to(self.iou_sum.device)
-        self.count += ious.shape[0]
 
     def mean_iou(self) -> Tensor:
         """Mean IoU over all images seen (synchronised across processes)."""
