@@ -117,7 +117,7 @@ class TransformedSubset(Dataset):
     `dataset` yields `(image, label)` or `(image, label, boxes)` with `boxes` a torchvision
     `BoundingBoxes`; boxes go through the (v2) transform together with the image, so resizes, crops and
     flips move them. With boxes, a sample is `(image, label, box)` where `box` is the first box as a float
-    tensor `(x_min, y_min, x_max, y_max)` in pixels of the transformed image when `return_boxes`, else
+    tensor `(x_min, y_min, x_max, y_max)` in pixels of the transformed image (clamped to it) when `return_boxes`, else
     `(image, label)`.
     """
 
@@ -136,6 +136,13 @@ class TransformedSubset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    @property
+    def targets(self) -> list[int] | None:
+        """The labels of the view's samples without reading images (None when the dataset has no `targets`);
+        the explainer callback stratifies its probe by them."""
+        labels = getattr(self.dataset, "targets", None)
+        return None if labels is None else [int(labels[i]) for i in self.indices]
+
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         sample = self.dataset[self.indices[index]]
         if len(sample) == 3:
@@ -144,11 +151,22 @@ class TransformedSubset(Dataset):
             if not self.return_boxes:
                 return image, label
             xyxy = v2.functional.convert_bounding_box_format(boxes, new_format=tv_tensors.BoundingBoxFormat.XYXY)
-            return image, label, xyxy.as_subclass(Tensor).reshape(-1, 4)[0].to(torch.float32)
+            height, width = boxes.canvas_size
+            box = xyxy.as_subclass(Tensor).reshape(-1, 4)[0].to(torch.float32)
+            limit = torch.tensor([width, height, width, height], dtype=torch.float32)
+            return image, label, box.clamp(min=0.0).minimum(limit)  # rounding can leave 32.000004 on a 32 canvas
         if self.return_boxes:
             raise ValueError(f"return_boxes=True but {type(self.dataset).__name__} has no bounding boxes")
         image, label = sample
         return self.transform(image), label
+
+
+def pixel_centre_boxes(boxes: Tensor) -> Tensor:
+    """Boxes in edge coordinates (torchvision's: `(0, 0, W, H)` is a whole W x H image, what the datamodules
+    yield) -> the inclusive pixel-centre coordinates of `lit_xai.metrics.localisation` (pixel (y, x) centred at
+    the integer point, `(0, 0, W - 1, H - 1)` is the whole image): both corners move by -0.5, so exactly the
+    pixels whose area centre lies in the box are covered. Works on `(4,)` or `(B, 4)`."""
+    return boxes - 0.5
 
 
 Split = Literal["train", "val", "test"]
@@ -157,7 +175,7 @@ Split = Literal["train", "val", "test"]
 class VisionDataModule(pl.LightningDataModule, abc.ABC):
     """Shared behaviour of the RGB image datamodules (ImageNet, CIFAR, CUB, Food-101).
 
-    Subclasses say how to read a raw split (`_raw_split`: samples `(PIL image, label)` or
+    Subclasses say how to read a raw split (`_read_split`: samples `(PIL image, label)` or
     `(PIL image, label, boxes)`), and give `num_classes` and `class_names` from metadata only. This class
     adds the transforms, the splits, the loaders and `baseline_bank`:
 
@@ -193,6 +211,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             )
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0 < crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -6,7 +6,9 @@ from collections import OrderedDict
 
 from torch import nn
 
-BACKBONES = ("small_cnn",)
+from lit_xai.models.torchvision_backbones import TORCHVISION_BACKBONES, build_torchvision_backbone
+
+BACKBONES = ("small_cnn", *TORCHVISION_BACKBONES)
 
 
 def small_cnn(in_channels: int, num_classes: int, spatial_dims: int, width: int = 32) -> nn.Sequential:
@@ -28,10 +30,25 @@ def small_cnn(in_channels: int, num_classes: int, spatial_dims: int, width: int 
     )
 
 
-def build_backbone(name: str, input_shape: tuple[int, ...], num_classes: int, width: int) -> tuple[nn.Module, str]:
-    """`(network, default target layer relative to the network)` for a backbone name."""
+def build_backbone(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int = 32,
+    weights: str | None = None,
+    cifar_stem: bool = False,
+) -> tuple[nn.Module, str]:
+    """`(network, default target layer relative to the network)` for a backbone name.
+
+    "small_cnn" (any channel count, 1-D or 2-D, `width` channels) or a torchvision classifier from
+    `TORCHVISION_BACKBONES` (RGB images; `weights` None, "DEFAULT" or a weight name; `cifar_stem` for ResNets).
+    """
     if len(input_shape) not in (2, 3):
         raise ValueError(f"input_shape must be (C, H, W) for images or (C, T) for time series, got {tuple(input_shape)}")
     if name == "small_cnn":
+        if weights is not None:
+            raise ValueError("small_cnn has no pretrained weights; use weights=None")
         return small_cnn(input_shape[0], num_classes, len(input_shape) - 1, width), "block3"
+    if name in TORCHVISION_BACKBONES:
+        return build_torchvision_backbone(name, tuple(input_shape), num_classes, weights, cifar_stem)
     raise ValueError(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}")

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, Optional
+
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_xai.models.backbones import build_backbone
 
+OptimizerName = Literal["adam", "adamw", "sgd"]
+SchedulerName = Literal["none", "onecycle", "cosine"]
+
 
 class ImageClassifier(pl.LightningModule):
-    """Cross-entropy classifier; logs `train/loss`, `val/loss`, `val/acc`, `test/loss`, `test/acc`.
+    """Cross-entropy classifier over a named backbone.
 
-    `num_classes` and `input_shape` are linked from the datamodule by the CLI. `default_target_layer`
-    names the layer explainer callbacks use for CAM methods (`net.block3`, the last conv block).
+    Logs `train/loss`, `train/acc`, `val/loss`, `val/acc`, `test/loss`, `test/acc` (top-1) and, when
+    `num_classes >= 5`, `val/acc_top5` and `test/acc_top5`. `num_classes` and `input_shape` are linked
+    from the datamodule by the CLI. `default_target_layer` names the layer explainer callbacks use for CAM
+    methods: `net.block3` for small_cnn, `net.layer4` for ResNets, `net.features.<last conv's ReLU>` for
+    VGGs, `net.features` for DenseNets, the last `net.features` block for MobileNet-V3, EfficientNet and
+    ConvNeXt (its last stage).
+
+    Args:
+        num_classes: output classes.
+        input_shape: `(C, H, W)` (or `(C, T)` for small_cnn on series).
+        backbone: "small_cnn" or a torchvision name (see `lit_xai.models.backbones.BACKBONES`).
+        width: channels of small_cnn (ignored by torchvision backbones).
+        lr: learning rate (the peak rate with `scheduler="onecycle"`); the attribute `lr` is what
+            Lightning's `LearningRateFinder` sets.
+        weight_decay: weight decay of the optimizer.
+        weights: torchvision pretrained weights: None (random), "DEFAULT" or a name ("IMAGENET1K_V2").
+        optimizer: "adam", "adamw" or "sgd" (with `momentum`, Nesterov). LightningCLI's `--optimizer`
+            and `--lr_scheduler` replace this choice when given.
+        momentum: SGD momentum.
+        scheduler: "none"; "onecycle" (one-cycle policy, Smith & Topin 2017 "Super-convergence": the rate
+            rises from lr/25 to `lr` over `pct_start` of the run then anneals to lr/1e4, stepped every
+            batch); "cosine" (cosine annealing to 0, stepped every batch).
+        pct_start: fraction of the steps spent rising with "onecycle".
+        cifar_stem: ResNets only, 3x3 stride-1 stem without max-pool for 32x32 inputs.
     """
 
     def __init__(
@@ -26,39 +54,80 @@ class ImageClassifier(pl.LightningModule):
         width: int = 32,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        weights: Optional[str] = None,
+        optimizer: OptimizerName = "adam",
+        momentum: float = 0.9,
+        scheduler: SchedulerName = "none",
+        pct_start: float = 0.3,
+        cifar_stem: bool = False,
     ) -> None:
         super().__init__()
+        if optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {optimizer!r}")
+        if scheduler not in ("none", "onecycle", "cosine"):
+            raise ValueError(f"scheduler must be 'none', 'onecycle' or 'cosine', got {scheduler!r}")
         self.save_hyperparameters()
-        self.net, target = build_backbone(backbone, tuple(input_shape), num_classes, width)
+        self.net, target = build_backbone(backbone, tuple(input_shape), num_classes, width, weights, cifar_stem)
         self.default_target_layer = f"net.{target}"
         self.lr, self.weight_decay = lr, weight_decay
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = self._accuracies(num_classes)
+        self.test_metrics = self._accuracies(num_classes)
+
+    @staticmethod
+    def _accuracies(num_classes: int) -> MetricCollection:
+        metrics: dict[str, Any] = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+        if num_classes >= 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        return MetricCollection(metrics)
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        inputs, labels = batch[0], batch[1]
+        logits = self(inputs)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_acc)
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_acc)
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
 
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self(batch[0]).argmax(dim=1)
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(inputs).argmax(dim=1)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, accuracy: MulticlassAccuracy) -> None:
-        inputs, labels = batch
+    def _evaluate(self, batch: tuple[Tensor, ...], stage: str, metrics: MetricCollection) -> None:
+        inputs, labels = batch[0], batch[1]
         logits = self(inputs)
-        accuracy(logits, labels)
+        metrics.update(logits, labels)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
-        self.log(f"{stage}/acc", accuracy, prog_bar=True)
+        for name, metric in metrics.items():
+            self.log(f"{stage}/{name}", metric, prog_bar=name == "acc")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        params = self.parameters()
+        if self.hparams.optimizer == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=self.lr, momentum=self.hparams.momentum, nesterov=self.hparams.momentum > 0, weight_decay=self.weight_decay
+            )
+        elif self.hparams.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.hparams.scheduler == "none":
+            return optimizer
+        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        if self.hparams.scheduler == "onecycle":
+            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.lr, total_steps=total_steps, pct_start=self.hparams.pct_start
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
