@@ -26,6 +26,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/explainers.py
 	$(BIN)/python benchmarks/expected_gradcam.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/callback.py
 
 clean:
 	rm -rf $(VENV) lightning_logs
