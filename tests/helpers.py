@@ -130,3 +130,17 @@ class MetricsModule(TinyModule):
         for name, metric in self.metrics.items():
             metric.update(self, inputs, saliency, labels)
             self.log(f"metric/{name}", metric, on_epoch=True)
+
+
+class RandomizationModule(TinyModule):
+    """Validation updates ModelRandomizationSimilarity (Grad-CAM, explicit cascade) and logs its last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lit_xai.metrics import ModelRandomizationSimilarity
+
+        self.randomization = ModelRandomizationSimilarity(GradCAM(), layers=["net.head.3", "net.features.3", "net.features.0"])
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.randomization.update(self, batch[0], batch[1])
+        self.log("metric/randomization", self.randomization, on_epoch=True)

@@ -75,3 +75,19 @@ def test_metrics_sync_two_processes_equal_one() -> None:
     assert len(single) == 6 and set(double) == set(single)
     for key, value in single.items():
         assert double[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_model_randomization_similarity_two_processes_equal_one() -> None:
+    from tests.helpers import RandomizationModule
+
+    values = []
+    for devices in (1, 2):
+        pl.seed_everything(0)
+        run = pl.Trainer(
+            accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        )
+        run.validate(RandomizationModule(), TinyData(batch_size=5), verbose=False)
+        values.append(run.callback_metrics["metric/randomization"].item())
+    assert -1 <= values[0] <= 1
+    assert values[1] == pytest.approx(values[0], abs=1e-6)
