@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from lit_xai.datamodules.base import SplitDataModule
 
 
 def split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -16,7 +17,7 @@ def split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[Te
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """1,797 grey 8x8 images of handwritten digits 0-9 (scikit-learn's copy of the UCI set).
 
     Pixels (0..16) are scaled to [0, 1] and standardised with the training split's mean and standard
@@ -59,27 +60,12 @@ class DigitsDataModule(pl.LightningDataModule):
         images = (images - mean) / std
         self.splits = {name: TensorDataset(images[idx], labels[idx]) for name, idx in (("train", train), ("val", val), ("test", test))}
 
+    def dataset(self, split: str) -> TensorDataset:
+        self.setup()
+        return self.splits[split]
+
     def baseline_bank(self, size: int, seed: int = 0) -> Tensor:
         """`size` normalised training images `(size, 1, 8, 8)` drawn with `seed` (baselines for Expected Grad-CAM)."""
         self.setup()
         images = self.splits["train"].tensors[0]
         return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:size]]
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.splits[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -14,10 +14,11 @@ import functools
 import random
 from typing import NamedTuple
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from lit_xai.datamodules.base import SplitDataModule
 
 SHAPES = ("square", "disc", "triangle", "cross", "ring", "diamond")
 """Class names in label order; `num_classes = k` uses the first k."""
@@ -230,7 +231,7 @@ def check_shapes_arguments(image_size: int, num_classes: int, noise: float, dist
         raise ValueError(f"distractors must be an int >= 0, got {distractors!r}")
 
 
-class ShapesDataModule(pl.LightningDataModule):
+class ShapesDataModule(SplitDataModule):
     """Synthetic shape classification with object masks and boxes (no files, no download).
 
     Class k is the shape `SHAPES[k]` (labels cycle through the classes, so every split is balanced to
@@ -294,21 +295,3 @@ class ShapesDataModule(pl.LightningDataModule):
         """`size` standardised training images `(size, 3, S, S)` drawn with `seed` (baselines for Expected Grad-CAM)."""
         images = self.dataset("train").images
         return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:size]]
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from lit_xai.datamodules.base import SplitDataModule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -172,7 +173,7 @@ def pixel_centre_boxes(boxes: Tensor) -> Tensor:
 Split = Literal["train", "val", "test"]
 
 
-class VisionDataModule(pl.LightningDataModule, abc.ABC):
+class VisionDataModule(SplitDataModule, abc.ABC):
     """Shared behaviour of the RGB image datamodules (ImageNet, CIFAR, CUB, Food-101).
 
     Subclasses say how to read a raw split (`_read_split`: samples `(PIL image, label)` or
@@ -314,24 +315,3 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             source = TransformedSubset(self._raw_split("val"), None, self.eval_transform)
         picks = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return torch.stack([source[i][0] for i in picks])
-
-    def _loader(self, split: Split, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
