@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from lit_xai.metrics.confidence import normalised_saliency
+
 
 def display_image(sample: Tensor) -> np.ndarray:
     """`(C, H, W)` -> an (H, W) or (H, W, 3) array in [0, 1] for display (min-max over the sample)."""
@@ -57,8 +59,8 @@ def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str])
 
 
 def normalised(saliency: Tensor) -> np.ndarray:
-    values = saliency.detach().float().cpu()
-    return ((values - values.min()) / (values.max() - values.min()).clamp_min(1e-12)).numpy()
+    """One map min-max scaled to [0, 1] for display (the metrics' scaling: a constant map is 0)."""
+    return normalised_saliency(saliency.detach().float().cpu().unsqueeze(0))[0].numpy()
 
 
 def curves_figure(curves: dict[str, dict[str, Tensor]]) -> Figure:

@@ -7,6 +7,8 @@ gradient of the target score at the input itself, in one forward pass and one pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -25,19 +27,42 @@ class LayerGradients:
     targets: Tensor | None
 
 
+def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Run `model(inputs)` once; return the outputs and the activations of every named layer.
+
+    The names must be in the order the forward pass runs them (shallow to deep); every layer must output
+    `(B, K, *spatial)` like the inputs. Hooks are removed on exit, also when this raises.
+    """
+    layers = [get_layer(model, name) for name in names]
+    order: list[str] = []
+    with ExitStack() as stack:
+        captured = []
+        for layer, name in zip(layers, names):
+            captured.append(stack.enter_context(captured_output(layer, name)))
+            handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
+            stack.callback(handle.remove)
+        outputs = model_outputs(model, inputs)
+    missing = [name for name, found in zip(names, captured) if not found]
+    if missing:
+        raise ValueError(f"target layers {missing} did not run in the model's forward pass; choose layers that forward uses")
+    if order != list(names):
+        raise ValueError(
+            f"target_layers must be ordered shallow to deep, as the forward pass runs them: got {list(names)}, "
+            f"the forward pass runs them as {order}"
+        )
+    activations = [found[0] for found in captured]
+    for name, tensor in zip(names, activations):
+        if tensor.ndim != inputs.ndim or tensor.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"target layer {name!r} outputs shape {tuple(tensor.shape)}, which is not (B, K, *spatial) like the "
+                f"inputs {tuple(inputs.shape)}; choose convolutional layers or blocks"
+            )
+    return outputs, activations
+
+
 def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
     """Run `model(inputs)` once and return `(outputs, activations of layer_name)`."""
-    layer = get_layer(model, layer_name)
-    with captured_output(layer, layer_name) as captured:
-        outputs = model_outputs(model, inputs)
-    if not captured:
-        raise ValueError(f"target layer {layer_name!r} did not run in the model's forward pass; choose a layer that forward uses")
-    activations = captured[0]
-    if activations.ndim != inputs.ndim or activations.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"target layer {layer_name!r} outputs shape {tuple(activations.shape)}, which is not (B, K, *spatial) like the "
-            f"inputs {tuple(inputs.shape)}; choose a convolutional layer or block"
-        )
+    outputs, (activations,) = forward_with_layers(model, [layer_name], inputs)
     return outputs, activations
 
 

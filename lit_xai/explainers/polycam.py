@@ -10,14 +10,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import ExitStack
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.explainers.base import Explainer
-from lit_xai.explainers.layers import captured_output, get_layer
+from lit_xai.explainers.gradients import forward_with_layers
 from lit_xai.explainers.scoring import masked_target_scores
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 from lit_xai.explainers.weighting import weighted_channel_sum
@@ -113,39 +112,6 @@ def find_polycam_layers(model: nn.Module, inputs: Tensor) -> list[str]:
             "pass target_layers explicitly"
         )
     return chosen
-
-
-def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """Run `model(inputs)` once; return the outputs and the activations of every named layer.
-
-    The names must be in the order the forward pass runs them (shallow to deep); every layer must output
-    `(B, K, *spatial)` like the inputs. Hooks are removed on exit, also when this raises.
-    """
-    layers = [get_layer(model, name) for name in names]
-    order: list[str] = []
-    with ExitStack() as stack:
-        captured = []
-        for layer, name in zip(layers, names):
-            captured.append(stack.enter_context(captured_output(layer, name)))
-            handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
-            stack.callback(handle.remove)
-        outputs = model_outputs(model, inputs)
-    missing = [name for name, found in zip(names, captured) if not found]
-    if missing:
-        raise ValueError(f"target layers {missing} did not run in the model's forward pass; choose layers that forward uses")
-    if order != list(names):
-        raise ValueError(
-            f"target_layers must be ordered shallow to deep, as the forward pass runs them: got {list(names)}, "
-            f"the forward pass runs them as {order}"
-        )
-    activations = [found[0] for found in captured]
-    for name, tensor in zip(names, activations):
-        if tensor.ndim != inputs.ndim or tensor.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"target layer {name!r} outputs shape {tuple(tensor.shape)}, which is not (B, K, *spatial) like the "
-                f"inputs {tuple(inputs.shape)}; choose convolutional layers or blocks"
-            )
-    return outputs, activations
 
 
 def local_normalisation(cam: Tensor, size: tuple[int, ...]) -> Tensor:
