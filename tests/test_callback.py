@@ -229,3 +229,31 @@ def test_wandb_offline_run_holds_images_and_the_results_table(tmp_path: Path, mo
     tables = list(tmp_path.rglob("media/table/**/*.table.json"))
     assert len(media) >= 4 and len(tables) == 1
     assert '"gradcam"' in tables[0].read_text() and "deletion_se" in tables[0].read_text()
+
+
+def test_localisation_metrics_read_the_masks_of_annotated_batches() -> None:
+    from lit_xai.datamodules import ShapesDataModule
+    from lit_xai.metrics import EnergyPointingGame, ModelRandomizationSimilarity, PointingGame
+    from lit_xai.models import ImageClassifier
+
+    data = ShapesDataModule(train_size=16, val_size=12, test_size=8, batch_size=4, return_annotations=True)
+    model = ImageClassifier(num_classes=data.num_classes, input_shape=data.input_shape, width=8)
+    callback = ExplainerCallback(
+        {"gradcam": GradCAM(), "random": RandomSaliency()},
+        metrics=[PointingGame(tolerance=0), EnergyPointingGame(), Deletion(steps=4)], probe_size=12, print_table=False,
+    )
+    run = trainer([callback])
+    run.validate(model, data, verbose=False)
+    run.test(model, data, verbose=False)
+    assert not callback.errors
+    dataset = data.dataset("test")
+    maps = RandomSaliency()(model.eval(), torch.stack([dataset[i][0] for i in range(8)]))
+    expected = EnergyPointingGame()
+    expected.update(maps, torch.stack([dataset.mask(i) for i in range(8)]))
+    assert callback.results["test"]["random"]["energy_pointing_game"] == pytest.approx(expected.compute().item(), abs=1e-6)
+    assert 0 <= callback.results["validate"]["gradcam"]["pointing_game"] <= 1
+    with pytest.raises(ValueError, match=r"has update\(model, inputs, targets\).*Run this metric on its own"):
+        ExplainerCallback(metrics=[ModelRandomizationSimilarity(GradCAM())])
+    plain = ExplainerCallback({"random": RandomSaliency()}, metrics=[PointingGame()], probe_size=4, print_table=False)
+    trainer([plain]).validate(TinyModule(), TinyData(), verbose=False)
+    assert "masks_or_boxes" in plain.errors["random"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import re
 import time
 import warnings
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, NamedTuple, Optional, Union
 
 import lightning.pytorch as pl
 import torch
@@ -21,7 +22,7 @@ from lit_xai.callbacks.results import Results, markdown_table, print_results, ta
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
-from lit_xai.metrics import Deletion, Insertion
+from lit_xai.metrics import Deletion, Insertion, LocalisationMetric
 from lit_xai.targets import resolve_targets
 
 
@@ -30,14 +31,42 @@ def metric_name(metric: Metric) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(metric).__name__).lower()
 
 
-def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
-    """`(inputs, labels)` from a batch that is a tensor or a sequence `(inputs, labels, ...)`."""
+class Batch(NamedTuple):
+    """What the callback reads from a batch: inputs, labels, and the objects' masks or boxes (the third
+    element, for localisation metrics; e.g. ShapesDataModule(return_annotations=True))."""
+
+    inputs: Tensor
+    labels: Tensor | None = None
+    regions: Tensor | None = None
+
+    def head(self, count: int) -> Batch:
+        """The first `count` samples."""
+        return Batch(*(None if part is None else part[:count] for part in self))
+
+
+def split_batch(batch: Any) -> Batch:
+    """A batch that is a tensor or a sequence `(inputs, labels, masks_or_boxes, ...)`."""
     if isinstance(batch, Tensor):
-        return batch, None
+        return Batch(batch)
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], Tensor):
-        labels = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
-        return batch[0], labels
+        parts = [part if isinstance(part, Tensor) else None for part in batch[1:3]]
+        return Batch(batch[0], *parts)
     raise TypeError(f"ExplainerCallback expects batches that are a tensor or (inputs, labels, ...), got {type(batch).__name__}")
+
+
+def check_metric(name: str, metric: Metric) -> Metric:
+    """The callback runs faithfulness metrics, update(model, inputs, saliency, targets), and localisation
+    metrics, update(saliency, masks_or_boxes); anything else is refused with a clear message."""
+    if isinstance(metric, LocalisationMetric):
+        return metric
+    parameters = list(inspect.signature(metric.update).parameters)
+    if parameters[:3] != ["model", "inputs", "saliency"]:
+        raise ValueError(
+            f"metric {name!r} ({type(metric).__name__}) has update({', '.join(parameters)}); the callback runs metrics with "
+            "update(model, inputs, saliency, targets) or localisation metrics with update(saliency, masks_or_boxes). "
+            "Run this metric on its own (see docs/metrics.md)."
+        )
+    return metric
 
 
 class ExplainerCallback(pl.Callback):
@@ -56,9 +85,10 @@ class ExplainerCallback(pl.Callback):
         explainers: name -> explainer; default: every registered method that applies to the module
             (`lit_xai.explainers.registry`). CAM explainers without a `target_layer` use the module's
             `default_target_layer`, else its last conv layer.
-        metrics: metrics with `update(model, inputs, saliency, targets)`, as a list (named after their
-            class, e.g. `insertion`) or a dict name -> metric; each explainer gets its own copies.
-            Default: Insertion and Deletion.
+        metrics: faithfulness metrics (`update(model, inputs, saliency, targets)`) and localisation
+            metrics (`update(saliency, masks_or_boxes)`, fed from the batches' third element), as a list
+            (named after their class, e.g. `insertion`) or a dict name -> metric; each explainer gets
+            its own copies. Default: Insertion and Deletion.
         probe_size: validation samples explained per epoch, chosen once (stratified by class when the
             dataset exposes its labels) with `probe_seed`, and kept in the callback's state: a resumed
             run explains the same samples.
@@ -97,7 +127,8 @@ class ExplainerCallback(pl.Callback):
         self.explainers: dict[str, Explainer] | None = dict(explainers) if explainers is not None else None
         if metrics is None:
             metrics = [Insertion(), Deletion()]
-        self.metric_templates = dict(metrics) if isinstance(metrics, dict) else {metric_name(m): m for m in metrics}
+        named = dict(metrics) if isinstance(metrics, dict) else {metric_name(m): m for m in metrics}
+        self.metric_templates = {name: check_metric(name, metric) for name, metric in named.items()}
         if len(self.metric_templates) != len(metrics):
             raise ValueError("two metrics share a name: pass metrics as a dict name -> metric")
         self.probe_size, self.probe_seed = probe_size, probe_seed
@@ -136,14 +167,14 @@ class ExplainerCallback(pl.Callback):
         if trainer.state.fn == "fit" and (trainer.current_epoch + 1) % self.every_n_epochs != 0:
             return
         self._start_round(pl_module)
-        inputs, labels = self._probe_batch(trainer, pl_module)
-        share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(inputs)
+        batch = self._probe_batch(trainer, pl_module)
+        share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
         self._plan_budget(share)
-        if len(inputs):
-            self._explain(pl_module, inputs, labels, keep=self.log_images)
+        if len(batch.inputs):
+            self._explain(pl_module, batch, keep=self.log_images)
         self._finish_round(trainer, pl_module, "validate")
-        if trainer.is_global_zero and self.log_images and len(inputs):
-            self._draw(trainer, inputs[: self.log_images], labels, "validate")
+        if trainer.is_global_zero and self.log_images and len(batch.inputs):
+            self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
@@ -152,16 +183,16 @@ class ExplainerCallback(pl.Callback):
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        inputs, labels = split_batch(batch)
+        parts = split_batch(batch)
         if self.limit_test_samples is not None:
-            room = max(self.limit_test_samples - self._test_seen, 0)
-            inputs, labels = inputs[:room], None if labels is None else labels[:room]
-        if len(inputs):
+            parts = parts.head(max(self.limit_test_samples - self._test_seen, 0))
+        if len(parts.inputs):
             keep = self.log_images if self._test_seen == 0 else 0
-            self._test_seen += len(inputs)
-            self._explain(pl_module, inputs, labels, keep=keep)
+            self._test_seen += len(parts.inputs)
+            self._explain(pl_module, parts, keep=keep)
             if keep and trainer.is_global_zero:
-                self._first_test_inputs = (inputs[:keep].detach().clone(), None if labels is None else labels[:keep].clone())
+                shown = parts.head(keep)
+                self._first_test_inputs = (shown.inputs.detach().clone(), None if shown.labels is None else shown.labels.clone())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish_round(trainer, pl_module, "test")
@@ -206,7 +237,7 @@ class ExplainerCallback(pl.Callback):
         for explainer in waiting:
             explainer.baselines = bank  # type: ignore[attr-defined]
 
-    def _probe_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[Tensor, Tensor | None]:
+    def _probe_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Batch:
         """This rank's share of the probe, collated by the validation dataloader and on the module's device."""
         loader = trainer.val_dataloaders
         loader = loader[0] if isinstance(loader, (list, tuple)) else loader
@@ -217,7 +248,7 @@ class ExplainerCallback(pl.Callback):
             self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed, dataset_labels(dataset))
         share = self.probe_indices[trainer.global_rank :: trainer.world_size].tolist()
         if not share:
-            return torch.empty(0), None
+            return Batch(torch.empty(0))
         batch = move_data_to_device(loader.collate_fn([dataset[i] for i in share]), pl_module.device)
         return split_batch(batch)
 
@@ -253,9 +284,10 @@ class ExplainerCallback(pl.Callback):
         if self.skipped:
             rank_zero_warn(f"ExplainerCallback: over the {self.max_seconds} s budget, skipped {self.skipped} this round")
 
-    def _explain(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None, keep: int) -> None:
-        """Explain `inputs` with every explainer not skipped and update the metrics."""
-        targets = self._targets(pl_module, inputs, labels)
+    def _explain(self, pl_module: pl.LightningModule, batch: Batch, keep: int) -> None:
+        """Explain the batch's inputs with every explainer not skipped and update the metrics."""
+        inputs = batch.inputs
+        targets = self._targets(pl_module, inputs, batch.labels)
         for name in self.explainers or {}:
             if name in self.errors or name in self.skipped:
                 continue
@@ -268,8 +300,13 @@ class ExplainerCallback(pl.Callback):
                 self._samples[name] += len(inputs)
                 if keep:
                     self._shown[name] = saliency[:keep].detach()
-                for metric in self.metrics[name].values():
-                    metric.update(pl_module, inputs, saliency, targets)
+                for key, metric in self.metrics[name].items():
+                    if not isinstance(metric, LocalisationMetric):
+                        metric.update(pl_module, inputs, saliency, targets)
+                    elif batch.regions is None:
+                        raise ValueError(f"metric {key!r} needs batches (inputs, labels, masks_or_boxes, ...)")
+                    else:
+                        metric.update(saliency, batch.regions)
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 warnings.warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
