@@ -2,11 +2,15 @@
 
 Models and datamodules are chosen by `class_path` (subclass mode), configs compose (`-c a.yaml -c b.yaml`),
 the datamodule's `num_classes` and `input_shape` are passed to the model, the run's config is saved next
-to its logs (overwriting), and the seed defaults to 0.
+to its logs (overwriting), the seed defaults to 0, misspelt options are errors (no abbreviations), and
+`--lr_scheduler OneCycleLR` / `CyclicLR` step every batch (as they are defined).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -17,7 +21,20 @@ import lit_xai.metrics  # noqa: F401
 import lit_xai.models  # noqa: F401
 
 
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+"""Schedulers defined over optimizer steps: `--lr_scheduler OneCycleLR` / `CyclicLR` step every batch."""
+
+
 class LitXaiCLI(LightningCLI):
+    @staticmethod
+    def configure_optimizers(
+        lightning_module: LightningModule, optimizer: torch.optim.Optimizer, lr_scheduler: Any = None
+    ) -> Any:
+        """As LightningCLI's, except that per-batch schedulers (one-cycle, cyclic) step every batch."""
+        if isinstance(lr_scheduler, PER_BATCH_SCHEDULERS):
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
+        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")

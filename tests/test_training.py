@@ -93,14 +93,14 @@ def test_model_scheduler_steps_every_batch(config: Path, tmp_path: Path, schedul
 
 
 def test_cli_lr_scheduler_one_cycle(config: Path, tmp_path: Path) -> None:
-    """LightningCLI's own `--optimizer` / `--lr_scheduler OneCycleLR` still work (stepped once per epoch)."""
+    """LightningCLI's own `--optimizer` / `--lr_scheduler OneCycleLR` work, and one-cycle steps every batch."""
     cli = build_cli([
         "fit", "-c", str(config), "--trainer.max_epochs=3", "--trainer.limit_train_batches=2",
         "--optimizer=SGD", "--optimizer.lr=0.01", "--optimizer.momentum=0.9",
-        "--lr_scheduler=OneCycleLR", "--lr_scheduler.max_lr=0.1", "--lr_scheduler.total_steps=3",
-        "--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval=epoch",
+        "--lr_scheduler=OneCycleLR", "--lr_scheduler.max_lr=0.1", "--lr_scheduler.total_steps=6",
+        "--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval=step",
     ])  # fmt: skip
     scheduler = cli.trainer.lr_scheduler_configs[0]
-    assert isinstance(scheduler.scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.interval == "epoch"
+    assert isinstance(scheduler.scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.interval == "step"
     logged = logged_column(tmp_path / "logs" / "run" / "version_0" / "metrics.csv", "lr-SGD")
-    assert logged == pytest.approx(reference_lrs("onecycle", 0.1, 3), rel=1e-6)
+    assert logged == pytest.approx(reference_lrs("onecycle", 0.1, 6), rel=1e-6)  # 3 epochs x 2 batches
