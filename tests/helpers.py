@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.distributed import _destroy_dist_connection
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,6 +49,17 @@ class TinyData(pl.LightningDataModule):
         return DataLoader(self.val, batch_size=self.batch_size)
 
 
+def destroy_gloo_group_at_exit() -> None:
+    """In a ddp_spawn worker, destroy the gloo process group when the process exits.
+
+    Lightning does this for NCCL only; a gloo group left alive lets the interpreter exit while gloo's
+    threads still run, which now and then aborts the worker ("terminate called without an active
+    exception", SIGABRT) after its work is done.
+    """
+    if torch.distributed.is_initialized() and torch.distributed.get_backend() == "gloo":
+        atexit.register(_destroy_dist_connection)
+
+
 class TinyModule(pl.LightningModule):
     """A user's own module: SmallNet (BatchNorm, Dropout) with SGD; records every training loss."""
 
@@ -58,6 +71,9 @@ class TinyModule(pl.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        destroy_gloo_group_at_exit()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = F.cross_entropy(self(batch[0]), batch[1])

@@ -341,6 +341,11 @@ class LocalisationModule(pl.LightningModule):
         self.energy = EnergyPointingGame()
         self.weak = WeakLocalization(threshold="energy", energy=0.5)
 
+    def setup(self, stage: str) -> None:
+        from tests.helpers import destroy_gloo_group_at_exit
+
+        destroy_gloo_group_at_exit()
+
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         saliency, masks, boxes = batch
         self.pointing.update(saliency, masks)
