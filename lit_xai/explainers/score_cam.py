@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor, nn
 
@@ -15,7 +17,30 @@ from lit_xai.explainers.weighting import weighted_channel_sum
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
 
-class ScoreCAM(LayerExplainer):
+class ForwardWeightedCAM(LayerExplainer):
+    """Base of CAMs whose channel weights come from extra forward passes without gradients:
+    `L^c = ReLU(sum_k w_k A_k)` with `w` from `channel_weights`; those passes are batched by
+    `internal_batch_size` and keep no activations."""
+
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
+        super().__init__(target_layer, upsample)
+        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+
+    @abc.abstractmethod
+    def channel_weights(
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+    ) -> Tensor:
+        """`(B, K)` weights, given the unperturbed outputs and activations (called without gradients)."""
+
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        with torch.no_grad():
+            outputs, activations = forward_with_activations(model, layer_name, inputs)
+            targets = resolve_targets(outputs, targets)
+            weights = self.channel_weights(model, layer_name, inputs, outputs, activations, targets)
+        return torch.relu(weighted_channel_sum(weights, activations))
+
+
+class ScoreCAM(ForwardWeightedCAM):
     """Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
     Networks", CVPR Workshops 2020).
 
@@ -28,16 +53,10 @@ class ScoreCAM(LayerExplainer):
     gradients in batches of `internal_batch_size`.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
-        super().__init__(target_layer, upsample)
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
-
-    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        with torch.no_grad():
-            outputs, activations = forward_with_activations(model, layer_name, inputs)
-            targets = resolve_targets(outputs, targets)
-            scores = masked_target_scores(model, inputs, activations, targets, self.internal_batch_size)
-        return torch.relu(weighted_channel_sum(torch.softmax(scores, dim=1), activations))
+    def channel_weights(
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+    ) -> Tensor:
+        return torch.softmax(masked_target_scores(model, inputs, activations, targets, self.internal_batch_size), dim=1)
 
 
 def ablated_scores(
@@ -57,7 +76,7 @@ def ablated_scores(
     return scores.view(batch, channels)
 
 
-class AblationCAM(LayerExplainer):
+class AblationCAM(ForwardWeightedCAM):
     """Ablation-CAM (Desai & Ramaswamy, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
     via Gradient-free Localization", WACV 2020).
 
@@ -70,14 +89,8 @@ class AblationCAM(LayerExplainer):
     (so it is not recomputed), the layers before it are.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
-        super().__init__(target_layer, upsample)
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
-
-    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        with torch.no_grad():
-            outputs, activations = forward_with_activations(model, layer_name, inputs)
-            targets = resolve_targets(outputs, targets)
-            base = select_scores(outputs, targets).unsqueeze(1)
-            ablated = ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size)
-        return torch.relu(weighted_channel_sum((base - ablated) / base, activations))
+    def channel_weights(
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+    ) -> Tensor:
+        base = select_scores(outputs, targets).unsqueeze(1)
+        return (base - ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size)) / base
