@@ -17,6 +17,7 @@ from torch import nn
 
 from lit_xai.callbacks import ExplainerCallback
 from lit_xai.cli import build_cli
+from tests.test_cli import last_values
 from tests.dataset_fixtures import (
     one_torch_thread,  # noqa: F401  (autouse)
     write_cifar10,
@@ -44,14 +45,6 @@ DATASETS: dict[str, tuple[Callable[[Path], Path], str, dict, int, int]] = {
 def no_md5(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CIFAR fixtures cannot match the real md5 sums (patched in the test, never in the library)."""
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
-
-
-def last_values(metrics_csv: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    with metrics_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            values.update({key: float(value) for key, value in row.items() if value})
-    return values
 
 
 def accuracies(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[float, float, int]:

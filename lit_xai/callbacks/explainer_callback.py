@@ -150,6 +150,7 @@ class ExplainerCallback(pl.Callback):
         self._shown: dict[str, Tensor] = {}
         self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
+        self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
 
     # ---- Lightning hooks -------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -178,7 +179,7 @@ class ExplainerCallback(pl.Callback):
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
-        self._test_seen = 0
+        self._test_seen, self._first_test_inputs = 0, None
 
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -203,7 +204,7 @@ class ExplainerCallback(pl.Callback):
             write_results(self.results["test"], log_dir)
         header, rows = table_rows(self.results["test"])
         log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
-        if self.log_images and getattr(self, "_first_test_inputs", None) is not None:
+        if self.log_images and self._first_test_inputs is not None:
             self._draw(trainer, *self._first_test_inputs, "test")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
