@@ -1,0 +1,61 @@
+"""The shared chunking utility: exact coverage, explicit sizes, automatic sizes per device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lit_xai.chunking import (
+    CPU_MIN_ELEMENTS,
+    CUDA_MAX_CHUNK,
+    automatic_chunk_size,
+    chunk_size_from_memory,
+    check_internal_batch_size,
+    index_chunks,
+    pair_chunks,
+)
+
+
+def test_index_chunks_cover_the_range_once_in_order() -> None:
+    chunks = list(index_chunks(10, 4, torch.zeros(2, 3)))
+    assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert list(index_chunks(0, 4, torch.zeros(2, 3))) == []
+
+
+def test_pair_chunks_are_sample_major() -> None:
+    pairs = [(s.tolist(), r.tolist()) for s, r in pair_chunks(3, 2, 4, torch.zeros(3, 1))]
+    assert pairs == [([0, 0, 1, 1], [0, 1, 0, 1]), ([2, 2], [0, 1])]
+
+
+def test_automatic_size_on_cpu_is_the_batch_for_large_inputs_and_fills_tiny_ones() -> None:
+    assert automatic_chunk_size(torch.zeros(4, 3, 224, 224)) == 4
+    assert automatic_chunk_size(torch.zeros(16, 3, 224, 224)) == 16
+    assert automatic_chunk_size(torch.zeros(1, 3, 224, 224), batch_size=8) == 8
+    assert automatic_chunk_size(torch.zeros(2, 1, 8, 8)) == CPU_MIN_ELEMENTS // 64  # 1024 digits per pass
+    assert [len(c) for c in index_chunks(2500, None, torch.zeros(2, 1, 8, 8))] == [1024, 1024, 452]
+    assert [len(c) for c in index_chunks(10, None, torch.zeros(4, 3, 224, 224))] == [4, 4, 2]
+
+
+def test_memory_budget_arithmetic() -> None:
+    # 4 items peaked at 400 MB -> 100 MB each; half of 10 GB free holds 50 of them
+    assert chunk_size_from_memory(400 * 10**6, 4, 10 * 10**9) == 50
+    assert chunk_size_from_memory(10**12, 1, 10**9) == 1  # never below one
+    assert chunk_size_from_memory(0, 4, 10**12) == CUDA_MAX_CHUNK  # capped
+
+
+def test_internal_batch_size_is_none_or_positive() -> None:
+    assert check_internal_batch_size(None) is None
+    assert check_internal_batch_size(3) == 3
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="internal_batch_size must be a positive int"):
+            check_internal_batch_size(bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_chunks_grow_after_measuring_the_first() -> None:
+    like = torch.zeros(2, 3, 32, 32, device="cuda")
+    sizes = []
+    for chunk in index_chunks(64, None, like):
+        sizes.append(len(chunk))
+        _ = torch.randn(len(chunk), 3, 32, 32, device="cuda") * 2  # the chunk's work allocates memory
+    assert sizes[0] == 2 and sum(sizes) == 64 and max(sizes[1:]) > 2
