@@ -59,3 +59,36 @@ def test_cuda_chunks_grow_after_measuring_the_first() -> None:
         sizes.append(len(chunk))
         _ = torch.randn(len(chunk), 3, 32, 32, device="cuda") * 2  # the chunk's work allocates memory
     assert sizes[0] == 2 and sum(sizes) == 64 and max(sizes[1:]) > 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).ScoreCAM(internal_batch_size=ibs),
+        lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).AblationCAM(internal_batch_size=ibs),
+        lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).SmoothGradCAMPlusPlus(samples=3, internal_batch_size=ibs),
+        lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).ExpectedGradCAM(
+            baselines=torch.rand(5, 3, 8, 8), draws=4, batches=2, internal_batch_size=ibs
+        ),
+    ],
+    ids=["scorecam", "ablationcam", "smooth_gradcam_pp", "expected_gradcam"],
+)
+def test_maps_do_not_depend_on_the_chunk_size(make, small_net) -> None:
+    torch.manual_seed(1)
+    inputs = torch.randn(3, 3, 8, 8)
+    reference = make(None)(small_net, inputs)
+    scale = float(reference.abs().max())
+    assert scale > 0
+    for size in (1, 5):  # the same map; only the order of float sums changes
+        torch.testing.assert_close(make(size)(small_net, inputs), reference, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_perturbation_curves_do_not_depend_on_the_chunk_size(small_net) -> None:
+    from lit_xai.metrics import Deletion, Insertion
+
+    torch.manual_seed(2)
+    inputs, saliency = torch.randn(3, 3, 8, 8), torch.rand(3, 8, 8)
+    for metric in (Deletion, Insertion):
+        reference = metric(steps=8).curves(small_net, inputs, saliency, None)
+        for size in (1, 7):
+            torch.testing.assert_close(metric(steps=8, internal_batch_size=size).curves(small_net, inputs, saliency, None), reference)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size
 from lit_xai.explainers.baselines import BaselineSource, as_baseline_source
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.expected_gradients import (
@@ -45,7 +46,7 @@ class ExpectedGradCAM(LayerExplainer):
         draws: M, draws per group.   batches: K, independent groups whose maps are averaged.
         alphas: "uniform" (a ~ U(0, 1) per draw) or "linear" (a_s = s / M, s = 1..M).
         noise_std: std of Gaussian noise added to each drawn baseline (local smoothing); 0 = none.
-        internal_batch_size: path points per forward pass.   seed: draws are seeded per sample.
+        internal_batch_size: path points per forward pass (None: automatic, `lit_xai.chunking`).   seed: draws are seeded per sample.
         tolerance: a sample stops after the first group count at which its convergence delta is
             <= tolerance (only with batches > 1); the other samples go on.
         return_diagnostics: return `(maps, ConvergenceDiagnostics)` instead of maps.
@@ -60,7 +61,7 @@ class ExpectedGradCAM(LayerExplainer):
         batches: int = 1,
         alphas: str = "uniform",
         noise_std: float = 0.0,
-        internal_batch_size: int = 64,
+        internal_batch_size: Optional[int] = None,
         seed: int = 0,
         tolerance: Optional[float] = None,
         return_diagnostics: bool = False,
@@ -74,7 +75,7 @@ class ExpectedGradCAM(LayerExplainer):
             raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
         self.baselines = baselines
         self.draws, self.batches, self.alphas, self.noise_std, self.seed = draws, batches, alphas, noise_std, seed
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
         self.tolerance = tolerance
         self.return_diagnostics = return_diagnostics
         self.diagnostics: ConvergenceDiagnostics | None = None

@@ -7,7 +7,7 @@ For an input x, baselines x'_d and interpolation factors a_d (d = 1..K*M, in K g
     input term     (x - x'_d) * dy^c/dx (p_d)             (expected gradients, Erion et al. 2021)
 
 averaged over each group's M draws. All path points (and the baselines, whose activations are needed)
-go through the model as batches of `internal_batch_size`; the activations and outputs of a fixed bank
+go through the model in chunks of `internal_batch_size` (`lit_xai.chunking`; None: automatic); the activations and outputs of a fixed bank
 of baselines are computed once and cached until the model's parameters or buffers change.
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lit_xai.chunking import index_chunks, pair_chunks
 from lit_xai.explainers.baselines import BaselineSource, pair_normal
 from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.seeding import pair_generator, sample_seed
@@ -70,13 +71,16 @@ class BankActivationCache:
         self.key: tuple | None = None
         self.value: tuple[Tensor, Tensor] | None = None
 
-    def get(self, model: nn.Module, layer_name: str, bank: Tensor, internal_batch_size: int) -> tuple[Tensor, Tensor]:
+    def get(
+        self, model: nn.Module, layer_name: str, bank: Tensor, internal_batch_size: int | None, batch_size: int
+    ) -> tuple[Tensor, Tensor]:
+        """`(activations, outputs)` of the bank; `batch_size` (the caller's) sizes automatic chunks."""
         key = (id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model))
         if self.key != key or self.value is None:
             outputs, activations = [], []
             with torch.no_grad():
-                for start in range(0, bank.shape[0], internal_batch_size):
-                    out, act = forward_with_activations(model, layer_name, bank[start : start + internal_batch_size])
+                for chunk in index_chunks(bank.shape[0], internal_batch_size, bank, batch_size):
+                    out, act = forward_with_activations(model, layer_name, bank[chunk])
                     outputs.append(out)
                     activations.append(act)
             self.key, self.value = key, (torch.cat(activations), torch.cat(outputs))
@@ -108,7 +112,7 @@ def expected_gradients(
     alphas: str,
     noise_std: float,
     seed: int,
-    internal_batch_size: int,
+    internal_batch_size: int | None,
     input_terms: bool = False,
     cache: BankActivationCache | None = None,
     tolerance: float | None = None,
@@ -130,7 +134,7 @@ def expected_gradients(
     indices = bank_indices(bank.shape[0], groups * draws, seeds, inputs.device) if bank is not None else None
     cached = None
     if bank is not None and noise_std == 0 and cache is not None:
-        cached = cache.get(model, layer_name, bank, internal_batch_size)
+        cached = cache.get(model, layer_name, bank, internal_batch_size, batch)
 
     layer_sums = activations.new_zeros((batch * groups, *activations.shape[1:]))
     input_sums = inputs.new_zeros(inputs.shape) if input_terms else None
@@ -140,10 +144,8 @@ def expected_gradients(
     for group in range(groups):
         members = active.nonzero().flatten()
         groups_used[members] += 1
-        sample = members.repeat_interleave(draws)
-        draw = group * draws + torch.arange(draws, device=inputs.device).repeat(len(members))
-        for start in range(0, len(sample), internal_batch_size):
-            b, d = sample[start : start + internal_batch_size], draw[start : start + internal_batch_size]
+        for member, step in pair_chunks(len(members), draws, internal_batch_size, inputs):
+            b, d = members[member], group * draws + step
             base = bank[indices[b, d]] if bank is not None else source.draw_pairs(inputs, b, d, seeds)  # type: ignore[index]
             if noise_std > 0:
                 base = base + noise_std * pair_normal(inputs, b, d, seeds, stream=4)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.gradients import forward_with_layers
 from lit_xai.explainers.scoring import masked_target_scores
@@ -180,14 +180,14 @@ class PolyCAM(Explainer):
         variant: str = "plusminus",
         target_layers: list[str] | None = None,
         upsample: UpsampleMode = "bilinear",
-        internal_batch_size: int = 64,
+        internal_batch_size: int | None = None,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS} (PCAM+, PCAM-, PCAM+/-), got {variant!r}")
         self.variant = variant
         self.target_layers = self._check_layer_names(target_layers)
         self.upsample = check_upsample(upsample)
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
     @staticmethod
     def _check_layer_names(target_layers: Sequence[str] | None) -> list[str] | None:

@@ -7,7 +7,7 @@ import abc
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.layers import replaced_output
@@ -20,11 +20,13 @@ from lit_xai.targets import model_outputs, resolve_targets, select_scores
 class ForwardWeightedCAM(LayerExplainer):
     """Base of CAMs whose channel weights come from extra forward passes without gradients:
     `L^c = ReLU(sum_k w_k A_k)` with `w` from `channel_weights`; those passes are batched by
-    `internal_batch_size` and keep no activations."""
+    `internal_batch_size` (None: automatic, `lit_xai.chunking`) and keep no activations."""
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
+    def __init__(
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int | None = None
+    ) -> None:
         super().__init__(target_layer, upsample)
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
     @abc.abstractmethod
     def channel_weights(
@@ -60,20 +62,18 @@ class ScoreCAM(ForwardWeightedCAM):
 
 
 def ablated_scores(
-    model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int
+    model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int | None
 ) -> Tensor:
     """`(B, K)`: target score of each sample with channel k of the layer's output set to zero."""
     batch, channels = activations.shape[:2]
-    scores = torch.empty(batch * channels, dtype=activations.dtype, device=activations.device)
-    for start in range(0, batch * channels, internal_batch_size):
-        pairs = torch.arange(start, min(start + internal_batch_size, batch * channels), device=inputs.device)
-        sample, channel = pairs // channels, pairs % channels
+    scores = torch.empty(batch, channels, dtype=activations.dtype, device=activations.device)
+    for sample, channel in pair_chunks(batch, channels, internal_batch_size, inputs):
         ablated = activations[sample].clone()
-        ablated[torch.arange(len(pairs), device=inputs.device), channel] = 0
+        ablated[torch.arange(len(sample), device=inputs.device), channel] = 0
         with replaced_output(model, layer_name, ablated):
             outputs = model_outputs(model, inputs[sample])
-        scores[pairs] = select_scores(outputs, None if targets is None else targets[sample])
-    return scores.view(batch, channels)
+        scores[sample, channel] = select_scores(outputs, None if targets is None else targets[sample])
+    return scores
 
 
 class AblationCAM(ForwardWeightedCAM):

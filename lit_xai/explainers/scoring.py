@@ -1,7 +1,7 @@
 """Score-based weights: the target score of the input masked by each of a layer's normalised channels.
 
 Used by Score-CAM and Poly-CAM. The masked forward passes run under `torch.no_grad()` (no activations
-kept) as batches of `internal_batch_size` (sample, channel) pairs; masks are built per batch, so memory
+kept) in chunks of (sample, channel) pairs (`lit_xai.chunking`); masks are built per chunk, so memory
 does not grow with the number of channels.
 """
 
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_xai.chunking import pair_chunks
 from lit_xai.targets import model_outputs, select_scores
 
 MASK_EPS = 1e-8
@@ -40,7 +41,7 @@ def masked_target_scores(
     inputs: Tensor,
     activations: Tensor,
     targets: Tensor | None,
-    internal_batch_size: int,
+    internal_batch_size: int | None,
     inverse: bool = False,
     score: Callable[[Tensor, Tensor | None], Tensor] = select_scores,
 ) -> Tensor:
@@ -50,12 +51,10 @@ def masked_target_scores(
     `score(outputs, targets)` reads the score (default: the raw target output)."""
     batch, channels = activations.shape[:2]
     size = tuple(inputs.shape[2:])
-    scores = torch.empty(batch * channels, dtype=inputs.dtype, device=inputs.device)
+    scores = torch.empty(batch, channels, dtype=inputs.dtype, device=inputs.device)
     with torch.no_grad():
-        for start in range(0, batch * channels, internal_batch_size):
-            pairs = torch.arange(start, min(start + internal_batch_size, batch * channels), device=inputs.device)
-            sample, channel = pairs // channels, pairs % channels
+        for sample, channel in pair_chunks(batch, channels, internal_batch_size, inputs):
             masks = normalised_masks(activations[sample, channel], size).unsqueeze(1)
             outputs = model_outputs(model, inputs[sample] * (1 - masks if inverse else masks))
-            scores[pairs] = score(outputs, None if targets is None else targets[sample])
-    return scores.view(batch, channels)
+            scores[sample, channel] = score(outputs, None if targets is None else targets[sample])
+    return scores

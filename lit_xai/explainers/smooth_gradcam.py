@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations, gradients_of_scores
 from lit_xai.explainers.seeding import per_sample_normal
@@ -27,7 +28,7 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
 
     A(x) and the targets come from the clean input. With `noise_level=0` it equals Grad-CAM++. The noise
     of a sample depends only on `seed` and the sample (same map on one process or many); the n x B noisy
-    passes run in batches of `internal_batch_size`.
+    passes run in chunks of `internal_batch_size` (None: automatic, `lit_xai.chunking`).
     """
 
     def __init__(
@@ -38,14 +39,14 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         noise_level: float = 0.15,
         eps: float = 1e-12,
         seed: int = 0,
-        internal_batch_size: int = 32,
+        internal_batch_size: int | None = None,
     ) -> None:
         super().__init__(target_layer, upsample)
         check_positive_int(samples, "samples")
         if noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {noise_level!r}")
         self.samples, self.noise_level, self.eps, self.seed = samples, noise_level, eps, seed
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
@@ -54,10 +55,7 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         spread = (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1)) * self.noise_level
         noise = per_sample_normal(inputs, self.samples, self.seed) * spread.view(-1, *(1,) * inputs.ndim)
         moments = [torch.zeros_like(activations) for _ in range(3)]
-        total = inputs.shape[0] * self.samples
-        for start in range(0, total, self.internal_batch_size):
-            pairs = torch.arange(start, min(start + self.internal_batch_size, total), device=inputs.device)
-            sample, draw = pairs // self.samples, pairs % self.samples
+        for sample, draw in pair_chunks(inputs.shape[0], self.samples, self.internal_batch_size, inputs):
             noisy = (inputs[sample] + noise[sample, draw]).requires_grad_(True)
             noisy_outputs, noisy_activations = forward_with_activations(model, layer_name, noisy)
             scores = select_scores(noisy_outputs, None if targets is None else targets[sample])

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.chunking import index_chunks
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
 
@@ -31,13 +32,15 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
         raise ValueError("saliency contains NaN or inf; check the explainer's output")
 
 
-def batched_target_scores(model: nn.Module, batch: Tensor, targets: Tensor | None, internal_batch_size: int) -> Tensor:
-    """Metric convention: softmax probability of the target (a regressor's raw output), float64, in chunks."""
+def batched_target_scores(
+    model: nn.Module, batch: Tensor, targets: Tensor | None, internal_batch_size: int | None, batch_size: int | None = None
+) -> Tensor:
+    """Metric convention: softmax probability of the target (a regressor's raw output), float64, in chunks
+    (`lit_xai.chunking`; `batch_size` is the caller's batch size for automatic chunks)."""
     scores = []
-    for start in range(0, batch.shape[0], internal_batch_size):
-        outputs = model_outputs(model, batch[start : start + internal_batch_size])
-        chunk_targets = None if targets is None else targets[start : start + internal_batch_size]
-        scores.append(target_probabilities(outputs, chunk_targets).double())
+    for chunk in index_chunks(batch.shape[0], internal_batch_size, batch, batch_size):
+        outputs = model_outputs(model, batch[chunk])
+        scores.append(target_probabilities(outputs, None if targets is None else targets[chunk]).double())
     return torch.cat(scores)
 
 

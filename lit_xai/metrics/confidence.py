@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
 
 
@@ -39,9 +39,9 @@ class MaskedConfidenceMetric(PerImageMean):
 
     keep_salient: bool  # True: x * M; False: x * (1 - M)
 
-    def __init__(self, internal_batch_size: int = 256, **kwargs: Any) -> None:
+    def __init__(self, internal_batch_size: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
     @abc.abstractmethod
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
@@ -54,7 +54,9 @@ class MaskedConfidenceMetric(PerImageMean):
             mask = 1 - mask
         with metric_passes(model, inputs, targets) as resolved:
             both = torch.cat([inputs, inputs * mask])
-            scores = batched_target_scores(model, both, None if resolved is None else resolved.repeat(2), self.internal_batch_size)
+            scores = batched_target_scores(
+                model, both, None if resolved is None else resolved.repeat(2), self.internal_batch_size, len(inputs)
+            )
         original, masked = scores[: len(inputs)], scores[len(inputs) :]
         if bool((original <= 0).any()):
             raise ValueError("the model's score of an unmasked input is <= 0; these ratios need positive scores (probabilities)")

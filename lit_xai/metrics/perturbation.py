@@ -13,7 +13,8 @@ Deletion replaces the changed units of the input with the substrate (default zer
 input space's mean); lower is better. Insertion starts from the substrate (default a Gaussian blur of the
 input, 11x11, sigma 5, zero padding) and puts the input's values back; higher is better.
 
-All images x steps go through the model as batches of `internal_batch_size`, one ranking per image.
+All images x steps go through the model in chunks of `internal_batch_size` (`lit_xai.chunking`; None: automatic),
+one ranking per image.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.metrics.common import PerImageMean, check_metric_inputs, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import model_outputs, target_probabilities
@@ -67,20 +69,18 @@ def perturbation_curves(
     substrate: Tensor,
     steps: int,
     insertion: bool,
-    internal_batch_size: int,
+    internal_batch_size: int | None,
 ) -> Tensor:
     """Target scores `(B, steps + 1)` along the insertion (or deletion) path of each image."""
     batch, spatial = inputs.shape[0], inputs.shape[2:]
     counts = torch.arange(steps + 1, device=inputs.device) * units // steps
-    scores = torch.empty(batch * (steps + 1), dtype=torch.float64, device=inputs.device)
-    for start in range(0, scores.numel(), internal_batch_size):
-        pairs = torch.arange(start, min(start + internal_batch_size, scores.numel()), device=inputs.device)
-        image, step = pairs // (steps + 1), pairs % (steps + 1)
-        changed = (ranks[image] < counts[step].unsqueeze(1)).view(len(pairs), 1, *spatial)
+    scores = torch.empty(batch, steps + 1, dtype=torch.float64, device=inputs.device)
+    for image, step in pair_chunks(batch, steps + 1, internal_batch_size, inputs):
+        changed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), 1, *spatial)
         kept, replaced = (inputs[image], substrate[image]) if insertion else (substrate[image], inputs[image])
         outputs = model_outputs(model, torch.where(changed, kept, replaced))
-        scores[pairs] = target_probabilities(outputs, None if targets is None else targets[image]).double()
-    return scores.view(batch, steps + 1)
+        scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
+    return scores
 
 
 def trapezoid_auc(curves: Tensor) -> Tensor:
@@ -102,7 +102,7 @@ class PerturbationCurveMetric(PerImageMean):
             the inputs; default per subclass.
         patch: 1 = pixel (time-step) granularity; p > 1 = p x p patches.
         order: "morf" (most relevant first, the RISE protocol) or "lerf" (least relevant first).
-        internal_batch_size: perturbed inputs per forward pass.
+        internal_batch_size: perturbed inputs per forward pass (None: automatic, `lit_xai.chunking`).
     """
 
     insertion: bool
@@ -114,13 +114,13 @@ class PerturbationCurveMetric(PerImageMean):
         substrate: Substrate | None = None,
         patch: int = 1,
         order: str = "morf",
-        internal_batch_size: int = 256,
+        internal_batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.steps = check_positive_int(steps, "steps")
         self.patch = check_positive_int(patch, "patch")
-        self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS} (most / least relevant first), got {order!r}")
         self.order = order
@@ -180,7 +180,7 @@ class InsertionDeletion(PerImageMean):
         deletion_substrate: Substrate = "zeros",
         patch: int = 1,
         order: str = "morf",
-        internal_batch_size: int = 256,
+        internal_batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
