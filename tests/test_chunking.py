@@ -61,6 +61,9 @@ def test_cuda_chunks_grow_after_measuring_the_first() -> None:
     assert sizes[0] == 2 and sum(sizes) == 64 and max(sizes[1:]) > 2
 
 
+BANK = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -68,7 +71,7 @@ def test_cuda_chunks_grow_after_measuring_the_first() -> None:
         lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).AblationCAM(internal_batch_size=ibs),
         lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).SmoothGradCAMPlusPlus(samples=3, internal_batch_size=ibs),
         lambda ibs: __import__("lit_xai.explainers", fromlist=["x"]).ExpectedGradCAM(
-            baselines=torch.rand(5, 3, 8, 8), draws=4, batches=2, internal_batch_size=ibs
+            baselines=BANK, draws=4, batches=2, internal_batch_size=ibs
         ),
     ],
     ids=["scorecam", "ablationcam", "smooth_gradcam_pp", "expected_gradcam"],
@@ -79,8 +82,8 @@ def test_maps_do_not_depend_on_the_chunk_size(make, small_net) -> None:
     reference = make(None)(small_net, inputs)
     scale = float(reference.abs().max())
     assert scale > 0
-    for size in (1, 5):  # the same map; only the order of float sums changes
-        torch.testing.assert_close(make(size)(small_net, inputs), reference, rtol=1e-4, atol=1e-5 * scale)
+    for size in (1, 5):  # the same map; only the order of float sums may change
+        torch.testing.assert_close(make(size)(small_net, inputs), reference, rtol=1e-5, atol=1e-6 * scale)
 
 
 def test_perturbation_curves_do_not_depend_on_the_chunk_size(small_net) -> None:
