@@ -132,6 +132,7 @@ def expected_gradients(
     factors = interpolation_factors(inputs, draws, groups, alphas, seeds)
     bank = source.bank(inputs)
     indices = bank_indices(bank.shape[0], groups * draws, seeds, inputs.device) if bank is not None else None
+    graph = "input" if input_terms else "layer"  # the graph below the layer only where input terms need it
     cached = None
     if bank is not None and noise_std == 0 and cache is not None:
         cached = cache.get(model, layer_name, bank, internal_batch_size, batch)
@@ -149,13 +150,13 @@ def expected_gradients(
             base = bank[indices[b, d]] if bank is not None else source.draw_pairs(inputs, b, d, seeds)  # type: ignore[index]
             if noise_std > 0:
                 base = base + noise_std * pair_normal(inputs, b, d, seeds, stream=4)
-            path = (base + factors[b, d].view(-1, *(1,) * (inputs.ndim - 1)) * (inputs[b] - base)).requires_grad_(True)
+            path = (base + factors[b, d].view(-1, *(1,) * (inputs.ndim - 1)) * (inputs[b] - base)).requires_grad_(input_terms)
             count = len(b)
             if cached is None:
-                out, acts = forward_with_activations(model, layer_name, torch.cat([path, base]))
+                out, acts = forward_with_activations(model, layer_name, torch.cat([path, base]), graph)
                 base_acts, base_out = acts[count:].detach(), out[count:].detach()
             else:
-                out, acts = forward_with_activations(model, layer_name, path)
+                out, acts = forward_with_activations(model, layer_name, path, graph)
                 base_acts, base_out = cached[0][indices[b, d]], cached[1][indices[b, d]]  # type: ignore[index]
             path_scores = select_scores(out[:count], None if targets is None else targets[b])
             grads = torch.autograd.grad(path_scores.sum(), [acts] + ([path] if input_terms else []))

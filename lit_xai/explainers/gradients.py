@@ -3,6 +3,11 @@
 A CAM method is a gradient source x a weighting rule (DESIGN.md). The plain source here evaluates the
 gradient of the target score at the input itself, in one forward pass and one partial backward pass
 (`torch.autograd.grad` from the scores to the layer's activations only).
+
+Layer methods build no autograd graph below their target layer: the forward pass runs without
+gradients up to the layer, whose output enters the rest of the network as the leaf that gradients are
+taken with respect to (`forward_with_layers(..., graph="layer")`, the default). Methods that also need
+gradients at the input (guided variants) ask for `graph="input"`.
 """
 
 from __future__ import annotations
@@ -27,18 +32,33 @@ class LayerGradients:
     targets: Tensor | None
 
 
-def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
+GRAPHS = ("layer", "input")
+
+
+def forward_with_layers(
+    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer"
+) -> tuple[Tensor, list[Tensor]]:
     """Run `model(inputs)` once; return the outputs and the activations of every named layer.
 
     The names must be in the order the forward pass runs them (shallow to deep); every layer must output
     `(B, K, *spatial)` like the inputs. Hooks are removed on exit, also when this raises.
+
+    Where gradients are enabled, `graph="layer"` records the autograd graph from the first named layer
+    on only: its activations are a leaf that requires grad, and nothing below it is recorded (no
+    parameter or input gradient can be taken). `graph="input"` records the whole forward pass (the
+    caller sets `inputs.requires_grad_()` for input gradients).
     """
+    if graph not in GRAPHS:
+        raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     layers = [get_layer(model, name) for name in names]
     order: list[str] = []
+    from_layer = graph == "layer" and torch.is_grad_enabled()
     with ExitStack() as stack:
+        if from_layer:
+            stack.enter_context(torch.no_grad())  # switched on again by the first layer's hook
         captured = []
-        for layer, name in zip(layers, names):
-            captured.append(stack.enter_context(captured_output(layer, name)))
+        for index, (layer, name) in enumerate(zip(layers, names)):
+            captured.append(stack.enter_context(captured_output(layer, name, leaf=from_layer and index == 0)))
             handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
             stack.callback(handle.remove)
         outputs = model_outputs(model, inputs)
@@ -60,9 +80,9 @@ def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) 
     return outputs, activations
 
 
-def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
-    """Run `model(inputs)` once and return `(outputs, activations of layer_name)`."""
-    outputs, (activations,) = forward_with_layers(model, [layer_name], inputs)
+def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor, graph: str = "layer") -> tuple[Tensor, Tensor]:
+    """Run `model(inputs)` once and return `(outputs, activations of layer_name)` (`graph` as in `forward_with_layers`)."""
+    outputs, (activations,) = forward_with_layers(model, [layer_name], inputs, graph)
     return outputs, activations
 
 
@@ -76,7 +96,6 @@ def gradients_of_scores(scores: Tensor, activations: Tensor, layer_name: str) ->
 
 def plain_gradients(model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> LayerGradients:
     """`A(x)` and `dy_c/dA` at `x` (Grad-CAM's source)."""
-    inputs.requires_grad_(True)  # activations need a graph even when every parameter is frozen
     outputs, activations = forward_with_activations(model, layer_name, inputs)
     targets = resolve_targets(outputs, targets)
     gradients = gradients_of_scores(select_scores(outputs, targets), activations, layer_name)

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import Tensor, nn
 
 SPATIAL_CONVS = (nn.Conv1d, nn.Conv2d)
@@ -46,11 +47,14 @@ def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
 
 
 @contextmanager
-def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
+def captured_output(layer: nn.Module, name: str, leaf: bool = False) -> Iterator[list[Tensor]]:
     """Collect the layer's output during the forward passes run inside the block.
 
     The hook hands a clone downstream, so the captured tensor is the layer's own output even when the
     next module works in place (`ReLU(inplace=True)`), and gradients with respect to it are exact.
+    With `leaf`, the graph starts here: the forward pass is expected to run without gradients up to
+    this layer, whose output is captured as a leaf (detached, `requires_grad=True`), and gradients are
+    switched on for the rest of the forward pass (see `forward_with_layers`).
     The hook is removed on exit, also when the block raises.
     """
     captured: list[Tensor] = []
@@ -60,6 +64,9 @@ def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
             raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
         if captured:
             raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
+        if leaf:
+            torch.set_grad_enabled(True)  # undone when the caller's grad-mode block exits
+            output = output.detach().requires_grad_(True)
         captured.append(output)
         return output.clone()
 
