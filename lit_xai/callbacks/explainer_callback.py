@@ -172,7 +172,8 @@ class ExplainerCallback(pl.Callback):
         share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
         self._plan_budget(share)
         if len(batch.inputs):
-            self._explain(pl_module, batch, keep=self.log_images)
+            with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
+                self._explain(pl_module, batch, keep=self.log_images)
         self._finish_round(trainer, pl_module, "validate")
         if trainer.is_global_zero and self.log_images and len(batch.inputs):
             self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
@@ -190,7 +191,8 @@ class ExplainerCallback(pl.Callback):
         if len(parts.inputs):
             keep = self.log_images if self._test_seen == 0 else 0
             self._test_seen += len(parts.inputs)
-            self._explain(pl_module, parts, keep=keep)
+            with trainer.precision_plugin.forward_context():
+                self._explain(pl_module, parts, keep=keep)
             if keep and trainer.is_global_zero:
                 shown = parts.head(keep)
                 self._first_test_inputs = (shown.inputs.detach().clone(), None if shown.labels is None else shown.labels.clone())

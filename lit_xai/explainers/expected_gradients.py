@@ -123,10 +123,12 @@ def expected_gradients(
     <= tolerance; the others go on (so a sample's result never depends on the rest of the batch).
     """
     batch = inputs.shape[0]
+    dtype = inputs.dtype  # sums in the inputs' dtype, also when the model runs under autocast
     with torch.no_grad():
         outputs, activations = forward_with_activations(model, layer_name, inputs)
+    activations = activations.to(dtype)
     targets = resolve_targets(outputs, targets)
-    scores = select_scores(outputs, targets).detach()
+    scores = select_scores(outputs, targets).detach().to(dtype)
 
     seeds = [sample_seed(x, seed) for x in inputs]
     factors = interpolation_factors(inputs, draws, groups, alphas, seeds)
@@ -161,10 +163,10 @@ def expected_gradients(
             path_scores = select_scores(out[:count], None if targets is None else targets[b])
             grads = torch.autograd.grad(path_scores.sum(), [acts] + ([path] if input_terms else []))
             slot = b * groups + group
-            layer_sums.index_add_(0, slot, (activations[b] - base_acts) * grads[0][:count])
+            layer_sums.index_add_(0, slot, (activations[b] - base_acts.to(dtype)) * grads[0][:count].to(dtype))
             if input_sums is not None:
-                input_sums.index_add_(0, b, (inputs[b] - base) * grads[1])
-            baseline_score_sums.index_add_(0, slot, select_scores(base_out, None if targets is None else targets[b]))
+                input_sums.index_add_(0, b, (inputs[b] - base) * grads[1].to(dtype))
+            baseline_score_sums.index_add_(0, slot, select_scores(base_out, None if targets is None else targets[b]).to(dtype))
         if tolerance is not None:
             delta = convergence(layer_sums, baseline_score_sums, scores, groups, draws, groups_used).delta
             active &= delta > tolerance

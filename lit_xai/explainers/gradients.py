@@ -99,4 +99,5 @@ def plain_gradients(model: nn.Module, layer_name: str, inputs: Tensor, targets: 
     outputs, activations = forward_with_activations(model, layer_name, inputs)
     targets = resolve_targets(outputs, targets)
     gradients = gradients_of_scores(select_scores(outputs, targets), activations, layer_name)
-    return LayerGradients(activations.detach(), gradients.detach(), targets)
+    # float32 (the inputs' dtype) accumulation also when the forward pass ran under autocast
+    return LayerGradients(activations.detach().to(inputs.dtype), gradients.detach().to(inputs.dtype), targets)

@@ -37,6 +37,7 @@ class ForwardWeightedCAM(LayerExplainer):
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
             outputs, activations = forward_with_activations(model, layer_name, inputs)
+            activations = activations.to(inputs.dtype)  # float32 weighting also under autocast
             targets = resolve_targets(outputs, targets)
             weights = self.channel_weights(model, layer_name, inputs, outputs, activations, targets)
         return torch.relu(weighted_channel_sum(weights, activations))
@@ -72,7 +73,7 @@ def ablated_scores(
         ablated[torch.arange(len(sample), device=inputs.device), channel] = 0
         with replaced_output(model, layer_name, ablated):
             outputs = model_outputs(model, inputs[sample])
-        scores[sample, channel] = select_scores(outputs, None if targets is None else targets[sample])
+        scores[sample, channel] = select_scores(outputs, None if targets is None else targets[sample]).to(scores.dtype)
     return scores
 
 
@@ -92,5 +93,5 @@ class AblationCAM(ForwardWeightedCAM):
     def channel_weights(
         self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
     ) -> Tensor:
-        base = select_scores(outputs, targets).unsqueeze(1)
+        base = select_scores(outputs, targets).to(inputs.dtype).unsqueeze(1)
         return (base - ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size)) / base

@@ -56,5 +56,5 @@ def masked_target_scores(
         for sample, channel in pair_chunks(batch, channels, internal_batch_size, inputs):
             masks = normalised_masks(activations[sample, channel], size).unsqueeze(1)
             outputs = model_outputs(model, inputs[sample] * (1 - masks if inverse else masks))
-            scores[sample, channel] = score(outputs, None if targets is None else targets[sample])
+            scores[sample, channel] = score(outputs, None if targets is None else targets[sample]).to(scores.dtype)
     return scores

@@ -51,6 +51,7 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
             outputs, activations = forward_with_activations(model, layer_name, inputs)
+        activations = activations.to(inputs.dtype)  # float32 moments also under autocast
         targets = resolve_targets(outputs, targets)
         spread = (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1)) * self.noise_level
         noise = per_sample_normal(inputs, self.samples, self.seed) * spread.view(-1, *(1,) * inputs.ndim)
@@ -61,7 +62,7 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
             scores = select_scores(noisy_outputs, None if targets is None else targets[sample])
             gradients = gradients_of_scores(scores, noisy_activations, layer_name)
             for power, moment in enumerate(moments, start=1):
-                moment.index_add_(0, sample, gradients.pow(power))
+                moment.index_add_(0, sample, gradients.to(inputs.dtype).pow(power))
         first, second, third = (moment / self.samples for moment in moments)
         weights = gradcampp_weights(activations, first, second, third, self.eps)
         return torch.relu(weighted_channel_sum(weights, activations))
