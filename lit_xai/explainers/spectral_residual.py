@@ -191,8 +191,9 @@ class SpectralResidualSaliency(Explainer):
     Faithfulness: "opencv" computes OpenCV's algorithm (staticSaliencySpectralResidual.cpp) step for step:
     its `INTER_LINEAR` resize of float images is torch's bilinear with align_corners=False and no
     antialiasing, and its unscaled inverse DFT only changes S by a constant, which the division by the
-    maximum removes. On float input it equals OpenCV's map to float32 round-off; OpenCV given uint8 images
-    also rounds the grey and resized images to integers. "matlab" follows the published MATLAB lines
+    maximum removes. On float photographs it equals OpenCV's map to ~4e-5 (on maps whose maximum is ~1):
+    OpenCV's `cartToPolar` takes the phase with a fast atan approximation (errors up to 1.6e-4 rad), this
+    code exactly. OpenCV given uint8 images also rounds the grey and resized images to integers. "matlab" follows the published MATLAB lines
     (`imresize(I, 64 / size(I, 2))`, `fspecial('average', 3)` with 'replicate', `fspecial('gaussian',
     [10, 10], 2.5)`), but torch's antialiased bicubic renormalises its weights at the image border where
     MATLAB mirrors the image, and MATLAB resizes the rows by the same scale as the columns, where here
