@@ -5,6 +5,7 @@ object)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -137,11 +138,16 @@ def test_spectral_residual_matches_numpy_reference(shape: tuple[int, ...], param
 # transcription of the authors' MATLAB lines
 
 
-def _photographs(step: int) -> list[np.ndarray]:
-    """scikit-learn's two sample photographs (427 x 640 RGB uint8), every `step`-th pixel, as float32 in [0, 1]."""
+@functools.cache
+def _sample_images() -> tuple[np.ndarray, ...]:
     from sklearn.datasets import load_sample_images
 
-    return [np.ascontiguousarray(image[::step, ::step]).astype(np.float32) / 255 for image in load_sample_images().images]
+    return tuple(load_sample_images().images)
+
+
+def _photographs(step: int) -> list[np.ndarray]:
+    """scikit-learn's two sample photographs (427 x 640 RGB uint8), every `step`-th pixel, as float32 in [0, 1]."""
+    return [np.ascontiguousarray(image[::step, ::step]).astype(np.float32) / 255 for image in _sample_images()]
 
 
 @pytest.mark.parametrize("step", [4, 13])  # 107 x 160 (shrunk to 64 x 64) and 33 x 50 (enlarged)
