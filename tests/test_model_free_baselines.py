@@ -1,8 +1,11 @@
 """Model-free baselines: CenterSaliency (hand-computed values) and SpectralResidualSaliency (parity with an
-independent numpy/scipy re-implementation, and behaviour on scenes with one salient object)."""
+independent numpy/scipy re-implementation, with OpenCV's StaticSaliencySpectralResidual ("opencv" preset) and
+with a transcription of the authors' MATLAB lines ("matlab" preset), and behaviour on scenes with one salient
+object)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -130,6 +133,122 @@ def test_spectral_residual_matches_numpy_reference(shape: tuple[int, ...], param
     np.testing.assert_allclose(maps.numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+# ----------------------------------------------------------------------------------------------------------
+# SpectralResidualSaliency presets: "opencv" against OpenCV itself, "matlab" against a numpy / scipy / PIL
+# transcription of the authors' MATLAB lines
+
+
+@functools.cache
+def _sample_images() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_sample_images
+
+    return tuple(load_sample_images().images)
+
+
+def _photographs(step: int) -> list[np.ndarray]:
+    """scikit-learn's two sample photographs (427 x 640 RGB uint8), every `step`-th pixel, as float32 in [0, 1]."""
+    return [np.ascontiguousarray(image[::step, ::step]).astype(np.float32) / 255 for image in _sample_images()]
+
+
+@pytest.mark.parametrize("step", [4, 13])  # 107 x 160 (shrunk to 64 x 64) and 33 x 50 (enlarged)
+def test_opencv_preset_equals_opencv_on_photographs(step: int) -> None:
+    cv2 = pytest.importorskip("cv2")
+    saliency = cv2.saliency.StaticSaliencySpectralResidual_create()
+    explainer = SpectralResidualSaliency(preset="opencv")
+    for image in _photographs(step):
+        # Compared: OpenCV's own output (its map divided by its maximum at 64 x 64, then resized) and ours, both
+        # unnormalised otherwise, on the same float image: OpenCV gets it as BGR (its channel order), we as RGB.
+        # Float input, because OpenCV rounds uint8 grey and resized images to integers.
+        ok, expected = saliency.computeSaliency(np.ascontiguousarray(image[..., ::-1]))
+        assert ok and expected.shape == image.shape[:2]
+        maps = explainer(nn.Identity(), torch.from_numpy(image).permute(2, 0, 1)[None])[0].numpy()
+        # measured max abs difference 2.7e-5 - 3.8e-5 (on maps whose maximum is 0.90 - 0.99): OpenCV's
+        # cartToPolar computes the phase with a fast atan approximation (1.6e-4 rad max error), we exactly
+        np.testing.assert_allclose(maps, expected, rtol=0, atol=1e-3)
+        assert np.abs(maps - expected).max() < 1e-4
+        # a single-channel image is used as it is, by both
+        grey = np.ascontiguousarray(image.mean(axis=-1))
+        ok, expected = saliency.computeSaliency(grey)
+        maps = explainer(nn.Identity(), torch.from_numpy(grey)[None, None])[0].numpy()
+        np.testing.assert_allclose(maps, expected, rtol=0, atol=1e-4)
+
+
+def reference_matlab_spectral_residual(x: np.ndarray) -> np.ndarray:
+    """One image `(3, H, W)` -> map `(H, W)`, the authors' MATLAB lines in numpy / scipy / PIL:
+
+        I = imresize(rgb2gray(x), 64 / size(I, 2))           (PIL's antialiased bicubic, a = -0.5, to ceil(H * 64 / W) x 64)
+        F = fft2(I);  R = log(abs(F)) - imfilter(log(abs(F)), fspecial('average', 3), 'replicate')
+        S = imfilter(abs(ifft2(exp(R + i angle(F)))).^2, fspecial('gaussian', [10 10], 2.5))   (zero border)
+
+    then resized back bilinearly (their code stops at 64 px and min-max normalises for display)."""
+    from PIL import Image
+
+    grey = np.tensordot([0.298936021293775, 0.587043074451121, 0.114020904255103], x.astype(np.float64), axes=1)
+    rows = math.ceil(grey.shape[0] * 64 / grey.shape[1])
+    work = np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").resize((64, rows), Image.Resampling.BICUBIC), dtype=np.float64)
+    spectrum = np.fft.fft2(work)
+    log_amplitude = np.log(np.abs(spectrum) + 1e-12)
+    residual = log_amplitude - ndimage.uniform_filter(log_amplitude, size=3, mode="nearest")
+    saliency = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
+    taps = np.exp(-((np.arange(10) - 4.5) ** 2) / (2 * 2.5**2))
+    kernel = np.outer(taps, taps) / np.outer(taps, taps).sum()
+    # imfilter's anchor of an even kernel is tap floor((10 + 1) / 2) = 5 (from 1): scipy's default centre is tap
+    # 10 // 2 + 1 = 6 (from 1), so origin -1
+    saliency = ndimage.correlate(saliency, kernel, mode="constant", cval=0.0, origin=-1)
+    for axis, (n_in, n_out) in enumerate(zip(saliency.shape, grey.shape)):
+        saliency = np.moveaxis(np.tensordot(_bilinear_matrix(n_in, n_out), np.moveaxis(saliency, axis, 0), axes=1), 0, axis)
+    return saliency
+
+
+def test_matlab_preset_matches_the_authors_lines() -> None:
+    images = _photographs(6)  # 72 x 107 -> 44 x 64
+    inputs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    maps = SpectralResidualSaliency(preset="matlab")(nn.Identity(), inputs)
+    assert maps.shape == (2, 72, 107)
+    for saliency, image in zip(maps.numpy(), inputs.numpy()):
+        expected = reference_matlab_spectral_residual(image)
+        # measured max abs difference 1.6e-7 and 2.3e-7 of the map's maximum
+        np.testing.assert_allclose(saliency, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+def test_presets_differ_and_paper_is_the_default() -> None:
+    inputs = torch.from_numpy(np.stack(_photographs(8))).permute(0, 3, 1, 2)
+    paper = SpectralResidualSaliency()(nn.Identity(), inputs)
+    torch.testing.assert_close(SpectralResidualSaliency(preset="paper", sigma=8.0)(nn.Identity(), inputs), paper, rtol=0, atol=0)
+    normalised = {}
+    for preset in ("paper", "matlab", "opencv"):
+        maps = SpectralResidualSaliency(preset=preset)(nn.Identity(), inputs)
+        normalised[preset] = maps / maps.flatten(1).amax(1)[:, None, None]
+    # the sigma-8 blur of "paper" and "opencv" vs the sigma-2.5 one of "matlab", and the other details: the maps
+    # differ well beyond round-off (measured max abs differences of the max-normalised maps: 0.54 - 0.89)
+    for a, b in (("paper", "matlab"), ("paper", "opencv"), ("matlab", "opencv")):
+        assert (normalised[a] - normalised[b]).abs().max() > 0.1, (a, b)
+    # sigma and kernel_size override the preset's Gaussian (measured: 0.54, 0.67)
+    wide = SpectralResidualSaliency(preset="matlab", sigma=8.0, kernel_size=33)(nn.Identity(), inputs)
+    assert (wide / wide.flatten(1).amax(1)[:, None, None] - normalised["matlab"]).abs().max() > 0.1
+    # the 1-D analogue of every preset runs on series
+    series = torch.randn(2, 3, 50, generator=torch.Generator().manual_seed(0))
+    for preset in ("matlab", "opencv"):
+        out = SpectralResidualSaliency(preset=preset)(nn.Identity(), series)
+        assert out.shape == (2, 50) and out.min() >= 0 and out.max() > 0
+
+
+def test_filter_borders_by_hand() -> None:
+    from lit_xai.explainers.spectral_residual import filter_matrix
+
+    # a 3-tap kernel (a, b, c) on 4 samples: row i holds a at i - 1, b at i, c at i + 1, outside positions read
+    # through the border: -1 -> 0 (reflect), 1 (reflect101), 0 (replicate), dropped (zeros); 4 -> 3, 2, 3, dropped
+    kernel = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
+    first = {"reflect": [11.0, 100, 0, 0], "reflect101": [10.0, 101, 0, 0], "replicate": [11.0, 100, 0, 0], "zeros": [10.0, 100, 0, 0]}
+    last = {"reflect": [0.0, 0, 1, 110], "reflect101": [0.0, 0, 101, 10], "replicate": [0.0, 0, 1, 110], "zeros": [0.0, 0, 1, 10]}
+    for border in first:
+        matrix = filter_matrix(kernel, 4, border)
+        assert matrix[0].tolist() == first[border] and matrix[3].tolist() == last[border], border
+        assert matrix[1].tolist() == [1.0, 10, 100, 0]
+    # an even kernel (a, b, c, d): one tap before the output position, two after (MATLAB's imfilter anchor)
+    assert filter_matrix(torch.tensor([1.0, 2, 3, 4], dtype=torch.float64), 5, "zeros")[1].tolist() == [1.0, 2, 3, 4, 0]
+
+
 def _scene(size: tuple[int, int], top: int, left: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A smooth, off-centre Gaussian illumination (0.3 at its peak) plus one bright square (+1)."""
     height, width = size
@@ -220,6 +339,9 @@ def test_spectral_residual_on_cuda() -> None:
         ({"sigma": -1.0}, "sigma"),
         ({"sigma": float("nan")}, "sigma"),
         ({"sigma": float("inf")}, "sigma"),
+        ({"preset": "cv2"}, "preset must be one of"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"kernel_size": 5.0}, "kernel_size"),
     ],
 )
 def test_spectral_residual_rejects_bad_hyper_parameters(params: dict, message: str) -> None:

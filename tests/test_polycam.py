@@ -1,10 +1,13 @@
-"""Poly-CAM against hand-computed weights and fused maps, its layer choice, invariants and errors."""
+"""Poly-CAM against hand-computed weights and fused maps (Score-CAM masks), a port of the authors' code (their
+percentile masks, the default), its layer choice, invariants and errors."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torchvision
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
@@ -49,6 +52,8 @@ class TwoStageNet(nn.Module):
 X = torch.zeros(1, 2, 4, 4)
 X[0, 0, :2, :2] = 1.0
 X[0, 1, :2, :] = 1.0
+# The hand computations use Score-CAM's masks (masks="minmax"); the default, the authors' percentile masks, is
+# checked against a port of their code below.
 # Layer relu1 (4x4) = x: masks M0 = x0, M1 = x1 (min-max of 0/1 channels).
 #   lin(x * M0) = (3*4 - 2*4)/16 = 1/4          lin(x * M1) = (3*4 - 2*8)/16 = -1/4
 # Layer relu2 (2x2): B0 = [[1, 0], [0, 0]], B1 = [[2, 1], [0, 0]]. Upsampled 2 -> 4 with align_corners=True the
@@ -107,25 +112,25 @@ def test_two_layers_equal_the_hand_computation(variant: str, head: str) -> None:
     cam1, cam2, fused = hand_maps(variant, head)
     # a single layer is the score-weighted CAM of that layer: checks each layer's weights
     for layer, expected in (("relu1", cam1), ("relu2", cam2)):
-        maps = PolyCAM(variant, [layer], upsample="none")(model, X)
+        maps = PolyCAM(variant, [layer], upsample="none", masks="minmax")(model, X)
         torch.testing.assert_close(maps[0].double(), expected, rtol=0, atol=1e-6)
-    maps = PolyCAM(variant, ["relu1", "relu2"], upsample="none")(model, X)
+    maps = PolyCAM(variant, ["relu1", "relu2"], upsample="none", masks="minmax")(model, X)
     assert maps.shape == (1, 4, 4) and maps.dtype == torch.float32
     torch.testing.assert_close(maps[0].double(), fused, rtol=0, atol=1e-6)
     # the automatic choice finds the same layers (class 0 is the argmax: logits -1/4 vs -1)
-    torch.testing.assert_close(PolyCAM(variant, upsample="none")(model, X), maps, rtol=0, atol=0)
+    torch.testing.assert_close(PolyCAM(variant, upsample="none", masks="minmax")(model, X), maps, rtol=0, atol=0)
 
 
 def test_the_three_variants_differ_as_the_hand_computation_says() -> None:
     # regressor: minus zeroes the weights of relu1's channel 1 and relu2's channel 1 (removing them raises y),
     # so only the top-left block survives, at gamma = 5/48; plus and plusminus keep the top half.
     model = TwoStageNet(1).eval()
-    minus = PolyCAM("minus", upsample="none")(model, X)[0]
+    minus = PolyCAM("minus", upsample="none", masks="minmax")(model, X)[0]
     expected = torch.zeros(4, 4)
     expected[:2, :2] = 5 / 48
     torch.testing.assert_close(minus, expected, rtol=0, atol=1e-6)
     for variant in ("plus", "plusminus"):
-        assert PolyCAM(variant, upsample="none")(model, X)[0, :2, 2:].min() > 0.1
+        assert PolyCAM(variant, upsample="none", masks="minmax")(model, X)[0, :2, 2:].min() > 0.1
 
 
 def test_a_constant_channel_gets_mask_zero_and_inverse_mask_one() -> None:
@@ -139,9 +144,11 @@ def test_a_constant_channel_gets_mask_zero_and_inverse_mask_one() -> None:
         model.conv1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).view(3, 2, 1, 1))
         model.conv1.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
         model.conv2.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]).view(2, 3, 1, 1))
-    for variant, offset in (("minus", 0.0), ("plusminus", 0.5)):
-        maps = PolyCAM(variant, ["relu1"], upsample="none")(model, X)
-        torch.testing.assert_close(maps[0].double(), hand_maps(variant, "regressor")[0] + offset, rtol=0, atol=1e-6)
+    # relu1's 0/1 channels get the same masks either way (p0.1 = 0, p99.9 = 1), as does the constant one
+    for masks in ("percentile", "minmax"):
+        for variant, offset in (("minus", 0.0), ("plusminus", 0.5)):
+            maps = PolyCAM(variant, ["relu1"], upsample="none", masks=masks)(model, X)
+            torch.testing.assert_close(maps[0].double(), hand_maps(variant, "regressor")[0] + offset, rtol=0, atol=1e-6)
 
 
 def test_automatic_layers_on_resnet18() -> None:
@@ -305,6 +312,8 @@ def test_errors(pooled_net: PooledNet) -> None:
         PolyCAM(target_layers=["features", "features"])
     with pytest.raises(ValueError, match="internal_batch_size"):
         PolyCAM(internal_batch_size=0)
+    with pytest.raises(ValueError, match=r"masks must be one of \('percentile', 'minmax'\)"):
+        PolyCAM(masks="min-max")
     with pytest.raises(ValueError, match="upsample must be one of"):
         PolyCAM(upsample="bicubicc")
     with pytest.raises(ValueError, match=r"'feature\.2'.*close matches: features\.2"):
@@ -377,3 +386,154 @@ def test_patch_stands_out_from_a_textured_distractor(variant: str, least: float)
     maps = PolyCAM(variant)(model, inputs)[0]
     inside = patch(slice(2, 6), slice(2, 6))
     assert maps[inside].mean() / maps[~inside].mean() >= least
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parity with the authors' code (github.com/aenglebert/polycam): a port, written for this test, of their
+# `find_layer_list`, `normalize` and the PCAM+/-/+- loop (`get_weights`, `compute_cams`), one image at a time.
+
+
+def authors_layer_list(model: nn.Module, inputs: Tensor) -> list[str]:
+    """Their rule: hook every module (the model itself too), run once, walk the outputs in the order they
+    finish; whenever the last two dims change, take the previous module if the rank did not change, else stop;
+    stop after taking one whose successor is 1x1. Run on the actual input (their default is a 3x224x224 one)."""
+    seen: list[tuple[str, torch.Size]] = []
+    handles = [m.register_forward_hook(lambda m, a, o, n=n: seen.append((n, o.shape))) for n, m in model.named_modules()]
+    with torch.no_grad():
+        model(inputs)
+    for h in handles:
+        h.remove()
+    chosen, (previous_name, previous_shape) = [], seen[0]
+    for name, shape in seen[1:]:
+        if shape[2:] != previous_shape[2:]:
+            if len(shape) != len(previous_shape):
+                break
+            chosen.append(previous_name)
+            if shape[-1] == 1 and shape[-2] == 1:
+                break
+        previous_name, previous_shape = name, shape
+    return chosen
+
+
+def authors_normalise(maps: Tensor) -> Tensor:
+    """(1, K, h, w): (a - p0.1) / max(p99.9, 1e-12) per channel with numpy's percentile, clipped to [0, 1]."""
+    flat = maps.detach().flatten(-2).numpy()
+    shape = (*maps.shape[:-2], 1, 1)
+    low = torch.tensor(np.percentile(flat, 0.1, axis=-1)).to(maps.dtype).view(shape)
+    high = torch.tensor(np.percentile(flat, 99.9, axis=-1)).to(maps.dtype).view(shape)
+    return ((maps - low) / torch.maximum(high, torch.tensor(1e-12, dtype=maps.dtype))).clamp(0, 1)
+
+
+def authors_polycam(model: nn.Module, image: Tensor, layers: list[str], variant: str) -> tuple[Tensor, Tensor]:
+    """(the fused map before their final normalisation, at the shallowest layer's size; their output: that
+    map normalised by `authors_normalise` and upsampled bilinearly to the image)."""
+    stored: dict[str, Tensor] = {}
+    modules = dict(model.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, a, o, n=n: stored.__setitem__(n, o)) for n in layers]
+    with torch.no_grad():
+        logits = model(image)
+    for h in handles:
+        h.remove()
+    c = int(logits.argmax(1))
+
+    def prob(batch: Tensor) -> Tensor:
+        with torch.no_grad():
+            return torch.softmax(model(batch), dim=1)[:, c]
+
+    base, fused = prob(image), None
+    for name in reversed(layers):
+        acts = stored[name]
+        masks = F.interpolate(authors_normalise(acts), image.shape[-2:], mode="bilinear").transpose(0, 1)
+        kept, removed = prob(image * masks), prob(image * (1 - masks))
+        w = {"plus": kept, "minus": torch.relu(base - removed), "plusminus": torch.relu(kept + base - removed)}[variant]
+        cam = torch.relu((acts * w.view(1, -1, 1, 1)).nansum(1, keepdim=True))
+        if fused is not None:
+            local = F.interpolate(F.interpolate(cam, fused.shape[-2:], mode="bilinear"), cam.shape[-2:], mode="bilinear")
+            cam = cam / torch.maximum(local, torch.tensor(1e-12, dtype=cam.dtype)) * F.interpolate(fused, cam.shape[-2:], mode="bilinear")
+        fused = torch.relu(cam)
+    assert fused is not None
+    return fused[0, 0], F.interpolate(authors_normalise(fused), image.shape[-2:], mode="bilinear")[0, 0]
+
+
+class TinyVGG(nn.Module):
+    """VGG's layout (features / adaptive avgpool / functional flatten / classifier) at toy width: at 24 px the
+    last max-pool gives 3x3, which the 2x2 adaptive pooling changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+        self.classifier = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_default_masks_match_the_authors_code(variant: str) -> None:
+    # float64: PCAM- weights are differences of nearly equal probabilities (~1e-4 here), which float32 round-off
+    # (summation order differs between the batched and the per-image code) would blur at the 1e-3 relative level
+    torch.manual_seed(4)
+    model = TinyVGG().double().eval()
+    with torch.no_grad():
+        model.classifier[2].weight.mul_(10)  # top probability 0.30 instead of 0.21 out of 5 classes
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    layers = find_polycam_layers(model, images)
+    # the authors' rule on this input: the ReLU before each max-pool, and "features" (the last max-pool's 3x3
+    # output), because the adaptive pooling changes 3x3 into 2x2
+    assert layers == authors_layer_list(model, images[:1]) == ["features.3", "features.6", "features.9", "features"]
+    raw = PolyCAM(variant, upsample="none")(model, images)
+    maps = PolyCAM(variant)(model, images)
+    minmax = PolyCAM(variant, masks="minmax", upsample="none")(model, images) if variant == "minus" else None
+    for index in range(2):
+        their_raw, their_map = authors_polycam(model, images[index : index + 1], layers, variant)
+        assert their_raw.max() > 0
+        torch.testing.assert_close(raw[index].double(), their_raw, rtol=1e-5, atol=1e-6 * their_raw.max().item())
+        # their output (normalised, then upsampled) from ours
+        ours = F.interpolate(authors_normalise(raw[index].double()[None, None]), (24, 24), mode="bilinear")[0, 0]
+        torch.testing.assert_close(ours, their_map, rtol=0, atol=1e-5)
+        torch.testing.assert_close(maps[index], F.interpolate(raw[index][None, None], (24, 24), mode="bilinear")[0, 0])
+        # Score-CAM's masks give a different PCAM- map (measured max abs difference 0.17 and 0.13 on [0, 1]); the
+        # PCAM+ and +/- weights of a random net hardly depend on the masks (every masked input scores about p(x))
+        if minmax is not None:
+            other = F.interpolate(authors_normalise(minmax[index].double()[None, None]), (24, 24), mode="bilinear")[0, 0]
+            assert (other - their_map).abs().max() > 0.1
+
+
+def test_percentile_masks_by_hand() -> None:
+    from lit_xai.explainers.scoring import percentile_masks
+
+    # 2x2 channel (0, 0, 1, 2): p0.1 = 0, p99.9 at position 2.997 = 1 + 0.997 (2 - 1) = 1.997
+    channel = torch.tensor([[[0.0, 1.0], [0.0, 2.0]]])
+    expected = torch.tensor([[[0.0, 1 / 1.997], [0.0, 1.0]]])  # 2 / 1.997 clipped to 1
+    torch.testing.assert_close(percentile_masks(channel, (2, 2)), expected)
+    # an offset is subtracted but not taken off the divisor: (a - 10) / p99.9(= 11.997)
+    torch.testing.assert_close(percentile_masks(channel + 10, (2, 2)), (channel / 11.997).clamp(0, 1))
+    # a constant channel (positive or negative) is 0; a channel with p99.9 <= 0 is divided by 1e-12
+    torch.testing.assert_close(percentile_masks(torch.full((1, 2, 2), 3.0), (2, 2)), torch.zeros(1, 2, 2))
+    torch.testing.assert_close(percentile_masks(-channel, (2, 2)), torch.tensor([[[1.0, 1.0], [1.0, 0.0]]]))
+    # upsampled after the scaling: bilinear, align_corners=False (row (0, 1) -> (0, .25, .75, 1))
+    up = percentile_masks(torch.tensor([[[0.0, 1.0]]]).expand(1, 2, 2), (4, 4))
+    torch.testing.assert_close(up, torch.tensor([0.0, 0.25, 0.75, 1.0]).expand(1, 4, 4))
+    # time series (0, 2): p0.1 = 0.002, p99.9 = 1.998 -> (0, 1) after clipping, then linear
+    torch.testing.assert_close(percentile_masks(torch.tensor([[0.0, 2.0]]), (4,)), torch.tensor([[0.0, 0.25, 0.75, 1.0]]))
+
+
+@pytest.mark.parametrize(("side", "deepest"), [(224, ["features.29"]), (256, ["features.29", "features"]), (160, ["features.29", "features"])])
+def test_automatic_layers_on_vgg16_at_other_sizes_match_the_authors_rule(side: int, deepest: list[str]) -> None:
+    with torch.device("meta"):  # shapes only
+        model = torchvision.models.vgg16(num_classes=10).eval()
+        inputs = torch.empty(1, 3, side, side)
+    # at 256 the last max-pool gives 8x8 and avgpool 7x7; at 160, 5x5 and 7x7: the pooled map is added
+    expected = ["features.3", "features.8", "features.15", "features.22"] + deepest
+    assert find_polycam_layers(model, inputs) == authors_layer_list(model, inputs) == expected
+
+
+def test_automatic_layers_on_resnet18_match_the_authors_rule() -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(num_classes=10).eval()
+        inputs = torch.empty(1, 3, 96, 96)
+    assert find_polycam_layers(model, inputs) == authors_layer_list(model, inputs) == ["relu", "layer1", "layer2", "layer3", "layer4"]

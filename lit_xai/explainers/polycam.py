@@ -17,12 +17,13 @@ from torch import Tensor, nn
 from lit_xai.chunking import check_internal_batch_size
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.gradients import forward_with_layers
-from lit_xai.explainers.scoring import masked_target_scores
+from lit_xai.explainers.scoring import MaskBuilder, masked_target_scores, normalised_masks, percentile_masks
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 from lit_xai.explainers.weighting import weighted_channel_sum
 from lit_xai.targets import model_outputs, resolve_targets, target_probabilities
 
 VARIANTS = ("plus", "minus", "plusminus")
+MASKS: dict[str, MaskBuilder] = {"percentile": percentile_masks, "minmax": normalised_masks}
 LNORM_EPS = 1e-12
 """Floor of the local mean LNorm divides by (the official code's `torch.maximum(norm, 1e-12)`)."""
 
@@ -53,9 +54,12 @@ def find_polycam_layers(model: nn.Module, inputs: Tensor) -> list[str]:
     * The deepest stage is closed by the end of the spatial part of the network, where the official code
       stops at the first non-spatial output without taking the stage before it: a Conv1d stack followed
       by Flatten + Linear, or a net ending in a functional mean, keeps its deepest features.
-    * A stage none of whose modules has parameters of its own only re-pools the stage before it and is
-      skipped, so VGG's trailing max-pool / avgpool stage is still left out, as officially (the official
-      code would keep such a stage in the middle of a network, where it hardly occurs).
+    * The deepest spatial stage is skipped when none of its modules has parameters of its own: it only
+      re-pools the stage before it. So VGG's trailing 7x7 stage (max-pool, avgpool) at 224 px is left out,
+      as officially. A pooling-only stage that is followed by another spatial stage is kept, as officially:
+      at input sizes other than 224 VGG's adaptive avgpool changes the size of the last max-pool's output
+      (e.g. 8x8 -> 7x7 at 256 px), and the stage that output closes is named by its last module,
+      "features" (the container, which outputs the pooled map), as the official code names it.
     * A module that runs more than once per forward pass (a shared `nn.ReLU`) cannot be captured by
       name: the stage's last module that runs once is taken instead (e.g. the conv before a shared ReLU).
 
@@ -96,9 +100,10 @@ def find_polycam_layers(model: nn.Module, inputs: Tensor) -> list[str]:
             f"for inputs of shape {tuple(inputs.shape)}; Poly-CAM needs convolutional layers (pass target_layers explicitly)"
         )
     chosen = []
-    for stage in stages:
-        if not any(next(module.parameters(recurse=False), None) is not None for _, module in stage):
-            continue  # pooling only: a resampled copy of the stage before it
+    for index, stage in enumerate(stages):
+        pooling_only = not any(next(module.parameters(recurse=False), None) is not None for _, module in stage)
+        if pooling_only and index == len(stages) - 1:
+            continue  # the deepest stage only re-pools the stage before it
         once = [name for name, _ in stage if calls[name] == 1]
         if not once:
             raise ValueError(
@@ -108,7 +113,7 @@ def find_polycam_layers(model: nn.Module, inputs: Tensor) -> list[str]:
         chosen.append(once[-1])
     if not chosen:
         raise ValueError(
-            f"every spatial stage of {type(model).__name__} only pools (no module with parameters); "
+            f"the only spatial stage of {type(model).__name__} only pools (no module with parameters); "
             "pass target_layers explicitly"
         )
     return chosen
@@ -130,8 +135,8 @@ class PolyCAM(Explainer):
 
     A score-weighted CAM at each of L layers (shallow l = 1 to deep l = L), fused from the deepest:
 
-        M_k^l    = (up(A_k^l) - min) / (max - min + 1e-8)       up: bilinear (linear 1-D), align_corners=True,
-                                                                to input size (`scoring.normalised_masks`)
+        M_k^l    = up(clip((A_k^l - p_0.1) / max(p_99.9, 1e-12), 0, 1))     masks="percentile" (default)
+        M_k^l    = (up'(A_k^l) - min) / (max - min + 1e-8)                   masks="minmax"
         s(z)     = softmax(f(z))_c                              (a one-output regressor: f(z) itself)
         plus:      w_k^l = s(x * M_k^l)                                          (PCAM+)
         minus:     w_k^l = ReLU(s(x) - s(x * (1 - M_k^l)))                       (PCAM-)
@@ -144,6 +149,22 @@ class PolyCAM(Explainer):
     and the map `(B, *spatial)`, float32, >= 0, raw, is `up(P^1)` at input resolution (`upsample`; "none" returns P^1 at the shallowest
     layer's resolution). LNorm gives each region that one deeper position covers a local mean of ~1, so
     the deeper map sets the magnitude and the shallower one only redistributes it at finer resolution.
+
+    Masks (`masks`):
+
+    * "percentile" (default), the authors' code (`normalize` then `F.interpolate` in `polycam/polycam.py`):
+      each channel is scaled at layer resolution by its own 0.1st and 99.9th percentiles (over its
+      positions, linear interpolation between order statistics as numpy.percentile), clipped to [0, 1],
+      then upsampled to the input size (bilinear / linear, align_corners=False): `scoring.percentile_masks`.
+      The divisor is p_99.9, not p_99.9 - p_0.1, as published. With these masks the map equals the
+      authors' PCAM output (after their final percentile normalisation) to float round-off.
+    * "minmax": Score-CAM's masks (Wang et al. 2020; pytorch-grad-cam): the channel is upsampled first
+      (up': bilinear / linear, align_corners=True) and then min-max normalised exactly
+      (`scoring.normalised_masks`). The paper's text describes the masks only as normalised activations;
+      these were lit-xai's masks before; the maps differ from the authors' by up to 0.1 - 0.2 (max abs on
+      [0, 1]-scaled maps).
+
+    Either way a constant channel gets the mask 0, so its inverse mask is 1 (as the authors' code gives).
 
     Choices, with their source:
 
@@ -159,17 +180,17 @@ class PolyCAM(Explainer):
       probability scale. For a one-output regressor the raw prediction is used (a sigmoid of a regression
       output, as the official code would apply, saturates), as the metrics' convention does.
     * Weights: PCAM+ keeps the scores as they are (probabilities, so >= 0 for classifiers), PCAM- and
-      PCAM+/- take the ReLU of the weight, as in the official `get_weights`. A constant channel gets the mask 0, so its inverse
-      mask is 1 (as the official normalisation gives).
+      PCAM+/- take the ReLU of the weight, as in the official `get_weights`.
     * Fusion and LNorm: as the official `compute_cams` / `local_relevance_normalization` (bilinear
       resampling, align_corners=False, floor 1e-12, ReLU after each product). Time series use linear
       resampling in the same places.
 
-    Deviations from the official code: the masks are Score-CAM's (`scoring.normalised_masks`: upsampled
-    first, then exact min-max) instead of the official per-channel 0.1 / 99.9 percentile normalisation
-    divided by the 99.9th percentile and clipped to [0, 1], then upsampled; the map is returned raw
-    instead of percentile-normalised to [0, 1]; targets are per sample and whole batches are explained
-    at once; layers are found on the actual inputs without switching the model to eval mode.
+    Deviations from the official code: the map is returned raw instead of percentile-normalised to
+    [0, 1] (their picture: the map of `upsample="none"` scaled as a percentile mask, then upsampled); targets are per sample and
+    whole batches are explained at once; layers are found on the actual inputs (the official class finds
+    them once, on a random 224 x 224 input, unless given a list; its `find_layer_list(model, input_shape)`
+    on the actual size gives what `find_polycam_layers` gives on VGG and ResNet), without switching the
+    model to eval mode.
 
     Cost: one forward pass per (sample, channel) of every chosen layer (two for "plusminus"), without
     gradients, in batches of `internal_batch_size`.
@@ -181,10 +202,16 @@ class PolyCAM(Explainer):
         target_layers: list[str] | None = None,
         upsample: UpsampleMode = "bilinear",
         internal_batch_size: int | None = None,
+        masks: str = "percentile",
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS} (PCAM+, PCAM-, PCAM+/-), got {variant!r}")
+        if masks not in MASKS:
+            raise ValueError(
+                f"masks must be one of {tuple(MASKS)} ('percentile': the authors' code; 'minmax': Score-CAM's), got {masks!r}"
+            )
         self.variant = variant
+        self.masks = masks
         self.target_layers = self._check_layer_names(target_layers)
         self.upsample = check_upsample(upsample)
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
@@ -227,12 +254,12 @@ class PolyCAM(Explainer):
     def channel_weights(
         self, model: nn.Module, inputs: Tensor, activations: Tensor, targets: Tensor | None, baseline: Tensor
     ) -> Tensor:
-        """`(B, K)` weights of one layer's channels for the variant (see the class docstring). A constant
-        channel has the mask 0 (`scoring.normalised_masks`), so its inverse mask is 1, as officially."""
+        """`(B, K)` weights of one layer's channels for the variant and masks (see the class docstring)."""
 
         def scores(inverse: bool) -> Tensor:
             return masked_target_scores(
-                model, inputs, activations, targets, self.internal_batch_size, inverse=inverse, score=target_probabilities
+                model, inputs, activations, targets, self.internal_batch_size, inverse=inverse, score=target_probabilities,
+                masks=MASKS[self.masks],
             )
 
         weights = scores(inverse=False) if self.variant != "minus" else activations.new_zeros(activations.shape[:2])
