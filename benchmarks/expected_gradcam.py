@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=None, help="internal_batch_size (default: automatic, as users get it)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = resnet18(num_classes=1000).eval()
@@ -42,7 +43,7 @@ def main() -> None:
                 model(inputs)
 
     reference = best_time(forwards, args.repeats)
-    explainer = ExpectedGradCAM("layer4", baselines=bank, draws=args.draws, internal_batch_size=args.batch * 4)
+    explainer = ExpectedGradCAM("layer4", baselines=bank, draws=args.draws, internal_batch_size=args.chunk)
     ours = best_time(lambda: explainer(model, inputs, targets), args.repeats)
     print(f"machine: {machine()}; resnet18, batch {args.batch} x 3 x {args.size} x {args.size}, M = {args.draws}")
     print(f"{args.draws} plain forward passes: {reference * 1000:.0f} ms")
