@@ -95,3 +95,19 @@ def test_perturbation_curves_do_not_depend_on_the_chunk_size(small_net) -> None:
         reference = metric(steps=8).curves(small_net, inputs, saliency, None)
         for size in (1, 7):
             torch.testing.assert_close(metric(steps=8, internal_batch_size=size).curves(small_net, inputs, saliency, None), reference)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_automatic_chunks_give_the_cpu_results(small_net) -> None:
+    from lit_xai.explainers import ExpectedGradCAM
+    from lit_xai.metrics import Deletion
+
+    torch.manual_seed(4)
+    inputs, saliency = torch.randn(3, 3, 8, 8), torch.rand(3, 8, 8)
+    explainer = ExpectedGradCAM(baselines=BANK, draws=4)
+    cpu_map = explainer(small_net, inputs)
+    cuda_map = explainer(small_net.cuda(), inputs.cuda(), None)
+    torch.testing.assert_close(cuda_map.cpu(), cpu_map, rtol=1e-4, atol=1e-5 * float(cpu_map.abs().max()))
+    cpu_curve = Deletion(steps=8).curves(small_net.cpu(), inputs, saliency, None)
+    cuda_curve = Deletion(steps=8).curves(small_net.cuda(), inputs.cuda(), saliency.cuda(), None)
+    torch.testing.assert_close(cuda_curve.cpu(), cpu_curve, rtol=1e-4, atol=1e-5)
