@@ -353,7 +353,8 @@ class ExplainerCallback(pl.Callback):
             return
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
         captions = [
-            f"label {names[int(l)] if names is not None else int(l)}" if labels is not None else f"sample {i}"
+            (f"target {float(l):.1f}" if l.is_floating_point() else f"label {names[int(l)] if names is not None else int(l)}")
+            if labels is not None else f"sample {i}"
             for i, l in enumerate(labels[: len(inputs)] if labels is not None else range(len(inputs)))
         ]
         step = trainer.global_step
