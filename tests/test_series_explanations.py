@@ -126,3 +126,21 @@ def test_series_overlay_draws_traces_above_the_map() -> None:
     for line in axes[1].lines:  # every trace lies above the heatmap
         assert line.get_ydata().min() >= SERIES_MAP_HEIGHT and line.get_ydata().max() <= 1.0
     assert axes[0].get_ylabel() == "target 10.0"
+
+
+@pytest.mark.parametrize("arch", ["cnn_bilstm", "multihead_cnn_bilstm"])
+def test_every_registered_method_explains_rul_models_over_time(arch: str) -> None:
+    from lit_xai.explainers.registry import default_explainers
+
+    torch.manual_seed(0)
+    model = RULRegressor(arch, (5, 16), conv_channels=4, lstm_hidden=4, dense=4)
+    inputs = torch.randn(3, 5, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    explainers = default_explainers(model)
+    assert {"gradcam", "expected_gradcam", "scorecam", "polycam", "random"} <= set(explainers)
+    for name, explainer in explainers.items():
+        if getattr(explainer, "baselines", 0) is None:
+            explainer.baselines = BankBaselines(torch.randn(4, 5, 16))
+        maps = explainer(model, inputs)
+        assert maps.shape == (3, 16) and maps.dtype == torch.float32 and torch.isfinite(maps).all(), name
+        assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items()), name
