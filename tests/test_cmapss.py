@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from lit_xai.datamodules import CMAPSSDataModule, DatasetNotFoundError, MalformedDatasetError
-from lit_xai.datamodules import cmapss as cmapss_module
 from tests.cmapss_fixtures import write_cmapss
 from tests.dataset_fixtures import one_torch_thread  # noqa: F401  (autouse)
 
@@ -206,8 +205,19 @@ def test_bad_arguments(kwargs: dict, message: str, tmp_path: Path) -> None:
 
 
 def test_unit_rows_must_be_consecutive_with_increasing_cycles(tmp_path: Path) -> None:
-    table = np.array([[1, 1], [1, 2], [2, 1], [1, 3]], dtype=float)
-    with pytest.raises(MalformedDatasetError, match="data row 4: unit 1 appears again"):
-        cmapss_module.split_units(table, tmp_path / "train_FD001.txt")
-    with pytest.raises(MalformedDatasetError, match="data row 2: cycles of unit 1 must increase"):
-        cmapss_module.split_units(np.array([[1, 2], [1, 2]], dtype=float), tmp_path / "x.txt")
+    data = write_cmapss(tmp_path, train_units=3, test_units=2)
+    path = data / "test_FD001.txt"
+    lines = path.read_text().splitlines()
+    first_of_2 = next(i for i, line in enumerate(lines) if line.split()[0] == "2")
+    moved = lines[:first_of_2] + [""] + lines[first_of_2:] + [lines[0]]  # a blank line, then unit 1 again at the end
+    path.write_text("\n".join(moved) + "\n")
+    with pytest.raises(MalformedDatasetError, match=rf"test_FD001\.txt, line {len(moved)}: unit 1 appears again after other units"):
+        CMAPSSDataModule(data).setup()
+    repeated = lines[:3] + [lines[1]] + lines[3:]  # cycle 2 after cycle 3
+    path.write_text("\n".join(repeated) + "\n")
+    with pytest.raises(MalformedDatasetError, match=r"test_FD001\.txt, line 4: cycles of unit 1 must increase"):
+        CMAPSSDataModule(data).setup()
+    half = lines[:2] + [lines[2].replace(lines[2].split()[1], "3.5", 1)] + lines[3:]
+    path.write_text("\n".join(half) + "\n")
+    with pytest.raises(MalformedDatasetError, match=r"test_FD001\.txt, line 3: unit and cycle must be whole numbers"):
+        CMAPSSDataModule(data).setup()

@@ -49,8 +49,8 @@ def cmapss_error(problem: str, data_dir: Path | str) -> DatasetNotFoundError:
     return DatasetNotFoundError(dataset_message(problem, data_dir, CMAPSS_LAYOUT, CMAPSS_SOURCE))
 
 
-def read_table(path: Path, columns: int) -> np.ndarray:
-    """The numbers of a whitespace-separated text file, `(rows, columns)` float64.
+def read_table(path: Path, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers of a whitespace-separated text file, `(rows, columns)` float64, and each row's line number.
 
     Any whitespace separates (trailing spaces and CRLF line ends are fine), blank lines are skipped; a row
     with another number of columns or a token that is not a number raises a MalformedDatasetError naming
@@ -59,6 +59,7 @@ def read_table(path: Path, columns: int) -> np.ndarray:
     if not path.is_file():
         raise cmapss_error(f"C-MAPSS file {path.name} not found", path.parent)
     rows: list[list[float]] = []
+    numbers: list[int] = []
     with path.open("r", encoding="ascii", errors="replace", newline=None) as handle:
         for number, line in enumerate(handle, start=1):
             tokens = line.split()
@@ -70,31 +71,33 @@ def read_table(path: Path, columns: int) -> np.ndarray:
                 )
             try:
                 rows.append([float(token) for token in tokens])
+                numbers.append(number)
             except ValueError:
                 raise MalformedDatasetError(f"{path}, line {number}: not a number in {line.strip()[:120]!r}") from None
     if not rows:
         raise MalformedDatasetError(f"{path} holds no rows")
-    return np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64), np.asarray(numbers, dtype=np.int64)
 
 
-def split_units(table: np.ndarray, path: Path) -> list[np.ndarray]:
-    """The rows of each engine, in file order: a unit's rows must be consecutive, with increasing cycles."""
+def split_units(table: np.ndarray, lines: np.ndarray, path: Path) -> list[np.ndarray]:
+    """The rows of each engine, in file order: a unit's rows must be consecutive, with increasing cycles
+    (`lines`: each row's line in the file, for the error messages)."""
     units, cycles = table[:, 0], table[:, 1]
     if not np.array_equal(units, np.round(units)) or not np.array_equal(cycles, np.round(cycles)):
         bad = int(np.flatnonzero((units != np.round(units)) | (cycles != np.round(cycles)))[0])
-        raise MalformedDatasetError(f"{path}, data row {bad + 1}: unit and cycle must be whole numbers")
+        raise MalformedDatasetError(f"{path}, line {lines[bad]}: unit and cycle must be whole numbers")
     starts = np.flatnonzero(np.diff(units) != 0) + 1
     blocks = np.split(np.arange(len(table)), starts)
     seen: set[int] = set()
     for block in blocks:
         unit = int(units[block[0]])
         if unit in seen:
-            raise MalformedDatasetError(f"{path}, data row {block[0] + 1}: unit {unit} appears again after other units")
+            raise MalformedDatasetError(f"{path}, line {lines[block[0]]}: unit {unit} appears again after other units")
         seen.add(unit)
         steps = np.diff(cycles[block])
         if (steps <= 0).any():
             bad = int(block[1 + int(np.flatnonzero(steps <= 0)[0])])
-            raise MalformedDatasetError(f"{path}, data row {bad + 1}: cycles of unit {unit} must increase")
+            raise MalformedDatasetError(f"{path}, line {lines[bad]}: cycles of unit {unit} must increase")
     return [table[block] for block in blocks]
 
 
@@ -337,9 +340,9 @@ class CMAPSSDataModule(SplitDataModule):
             missing = self._missing()
         if missing:
             raise cmapss_error(f"C-MAPSS {self.subset}: missing {', '.join(p.name for p in missing)}", self.data_dir)
-        train_engines = split_units(read_table(self.file("train"), NUM_COLUMNS), self.file("train"))
-        test_engines = split_units(read_table(self.file("test"), NUM_COLUMNS), self.file("test"))
-        test_rul = read_table(self.file("RUL"), 1)[:, 0]
+        train_engines = split_units(*read_table(self.file("train"), NUM_COLUMNS), self.file("train"))
+        test_engines = split_units(*read_table(self.file("test"), NUM_COLUMNS), self.file("test"))
+        test_rul = read_table(self.file("RUL"), 1)[0][:, 0]
         if len(test_rul) != len(test_engines):
             raise MalformedDatasetError(
                 f"{self.file('RUL')} holds {len(test_rul)} values but {self.file('test')} has {len(test_engines)} engines (one value per engine)"
