@@ -103,3 +103,16 @@ def test_multihead_groups_see_only_their_sensors() -> None:
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RULRegressor(**kwargs)
+
+
+def test_cudnn_is_off_only_inside_an_active_block() -> None:
+    from lit_xai.models.rul_networks import cudnn_off
+
+    before = torch.backends.cudnn.enabled
+    with cudnn_off(False):
+        assert torch.backends.cudnn.enabled == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with cudnn_off(True):
+            assert torch.backends.cudnn.enabled is False
+            raise RuntimeError("inside")
+    assert torch.backends.cudnn.enabled == before

@@ -4,6 +4,8 @@ a (Bi)LSTM over time and a dense head with one output."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, Optional
 
 import torch
@@ -11,6 +13,23 @@ from torch import Tensor, nn
 
 Architecture = Literal["cnn_lstm", "cnn_bilstm", "multihead_cnn_bilstm"]
 ARCHITECTURES: tuple[str, ...] = ("cnn_lstm", "cnn_bilstm", "multihead_cnn_bilstm")
+
+
+@contextmanager
+def cudnn_off(active: bool) -> Iterator[None]:
+    """Turn cuDNN off inside the block when `active` (only its `enabled` flag; the others are untouched).
+
+    cuDNN's LSTM backward runs in training mode only, and explainers differentiate the model in eval mode
+    (Dropout off), so an eval-mode LSTM with gradients on a GPU runs PyTorch's own kernels."""
+    if not active:
+        yield
+        return
+    previous = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = previous
 
 
 def conv_block(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
@@ -98,8 +117,7 @@ class CNNRecurrentNetwork(nn.Module):
         if inputs.ndim != 3:
             raise ValueError(f"inputs must be windows (B, C, T), got shape {tuple(inputs.shape)}")
         features = self.features(inputs).transpose(1, 2)  # (B, T, K)
-        # cuDNN's LSTM backward runs in training mode only; explainers differentiate the model in eval mode
-        with torch.backends.cudnn.flags(enabled=self.training or not torch.is_grad_enabled() or not inputs.is_cuda):
+        with cudnn_off(inputs.is_cuda and not self.training and torch.is_grad_enabled()):
             _, (hidden, _) = self.lstm(features)
         summary = torch.cat([hidden[-2], hidden[-1]], dim=1) if self.bidirectional else hidden[-1]
         return self.head(summary).squeeze(1)
