@@ -90,8 +90,8 @@ class ExplainerCallback(pl.Callback):
             (named after their class, e.g. `insertion`) or a dict name -> metric; each explainer gets
             its own copies. Default: Insertion and Deletion.
         probe_size: validation samples explained per epoch, chosen once (stratified by class when the
-            dataset exposes its labels) with `probe_seed`, and kept in the callback's state: a resumed
-            run explains the same samples.
+            dataset exposes its labels, by bins of the target for regression) with `probe_seed`, and
+            kept in the callback's state: a resumed run explains the same samples.
         every_n_epochs: explain every n-th validation epoch during `fit` (always in `validate`).
         targets: "predicted" (the model's argmax; the output itself for a regressor) or "label".
         max_seconds: time budget of one validation round: from the speeds measured in the last round
