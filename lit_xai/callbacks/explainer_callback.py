@@ -90,8 +90,8 @@ class ExplainerCallback(pl.Callback):
             (named after their class, e.g. `insertion`) or a dict name -> metric; each explainer gets
             its own copies. Default: Insertion and Deletion.
         probe_size: validation samples explained per epoch, chosen once (stratified by class when the
-            dataset exposes its labels) with `probe_seed`, and kept in the callback's state: a resumed
-            run explains the same samples.
+            dataset exposes its labels, by bins of the target for regression) with `probe_seed`, and
+            kept in the callback's state: a resumed run explains the same samples.
         every_n_epochs: explain every n-th validation epoch during `fit` (always in `validate`).
         targets: "predicted" (the model's argmax; the output itself for a regressor) or "label".
         max_seconds: time budget of one validation round: from the speeds measured in the last round
@@ -355,7 +355,8 @@ class ExplainerCallback(pl.Callback):
             return
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
         captions = [
-            f"label {names[int(l)] if names is not None else int(l)}" if labels is not None else f"sample {i}"
+            (f"target {float(l):.1f}" if l.is_floating_point() else f"label {names[int(l)] if names is not None else int(l)}")
+            if labels is not None else f"sample {i}"
             for i, l in enumerate(labels[: len(inputs)] if labels is not None else range(len(inputs)))
         ]
         step = trainer.global_step

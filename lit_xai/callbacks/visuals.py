@@ -8,6 +8,7 @@ other logger (CSV) gets PNG / CSV / Markdown files in its log directory, as does
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -27,8 +28,8 @@ def display_image(sample: Tensor) -> np.ndarray:
 
 
 def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str]) -> Figure:
-    """Rows: samples; columns: the input, then one overlay per explainer (images) or the series with its
-    saliency as a heat strip (time series)."""
+    """Rows: samples; columns: the input, then one overlay per explainer (images), or for series `(B, C, T)`
+    the sensor traces with the map as a heatmap under them (`draw_series`: maps `(B, T)` or `(B, C, T)`)."""
     rows, cols = inputs.shape[0], 1 + len(maps)
     figure = Figure(figsize=(2.2 * cols, 2.2 * rows))
     FigureCanvasAgg(figure)
@@ -47,15 +48,32 @@ def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str])
                 if saliency is not None:
                     ax.imshow(normalised(saliency[row]), cmap="jet", alpha=0.5, vmin=0, vmax=1)
             else:
-                series = inputs[row].detach().float().cpu().numpy()
-                if saliency is not None:
-                    strip = normalised(saliency[row])[None, :]
-                    ax.imshow(strip, cmap="jet", aspect="auto", alpha=0.5, vmin=0, vmax=1,
-                              extent=(0, series.shape[1], float(series.min()), float(series.max())))
-                for channel in series:
-                    ax.plot(channel, linewidth=0.8)
+                draw_series(ax, inputs[row], None if saliency is None else saliency[row])
     figure.tight_layout()
     return figure
+
+
+SERIES_MAP_HEIGHT = 0.3
+"""Share of a series panel's height taken by the saliency heatmap under the traces."""
+
+
+def draw_series(ax: Any, series: Tensor, saliency: Tensor | None) -> None:
+    """A sample `(C, T)` as C traces (each min-max scaled on its own) above its saliency as a heatmap over
+    the same cycles: one row for a map over time `(T,)`, C rows (sensors x cycles) for a map `(C, T)`."""
+    values = series.detach().float().cpu()
+    low, high = values.amin(dim=1, keepdim=True), values.amax(dim=1, keepdim=True)
+    traces = ((values - low) / (high - low).clamp_min(1e-12)).numpy()
+    steps = values.shape[1]
+    bottom = SERIES_MAP_HEIGHT + 0.05 if saliency is not None else 0.0
+    if saliency is not None:
+        heat = normalised(saliency)
+        heat = heat[None, :] if heat.ndim == 1 else heat
+        ax.imshow(heat, cmap="jet", aspect="auto", vmin=0, vmax=1, interpolation="nearest",
+                  extent=(-0.5, steps - 0.5, 0.0, SERIES_MAP_HEIGHT), origin="upper")
+    for trace in traces:
+        ax.plot(np.arange(steps), bottom + (1.0 - bottom) * trace, linewidth=0.8)
+    ax.set_xlim(-0.5, steps - 0.5)
+    ax.set_ylim(0.0, 1.02)
 
 
 def normalised(saliency: Tensor) -> np.ndarray:

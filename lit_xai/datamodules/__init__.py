@@ -1,6 +1,7 @@
 """LightningDataModules: what `lit-xai fit/test` trains and explains on."""
 
 from lit_xai.datamodules.cifar import CIFARDataModule
+from lit_xai.datamodules.cmapss import CMAPSSDataModule, RULWindows
 from lit_xai.datamodules.cub import CUBDataModule
 from lit_xai.datamodules.digits import DigitsDataModule
 from lit_xai.datamodules.food101 import Food101DataModule
@@ -19,12 +20,14 @@ from lit_xai.datamodules.vision import (
 
 __all__ = [
     "CIFARDataModule",
+    "CMAPSSDataModule",
     "CUBDataModule",
     "DatasetNotFoundError",
     "DigitsDataModule",
     "Food101DataModule",
     "ImageNetDataModule",
     "MalformedDatasetError",
+    "RULWindows",
     "ShapesDataModule",
     "ShapesDataset",
     "TransformedSubset",

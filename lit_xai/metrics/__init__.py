@@ -3,6 +3,7 @@
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
+from lit_xai.metrics.rul import NASAScore
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
 from lit_xai.metrics.substrates import gaussian_blur
 
@@ -15,6 +16,7 @@ __all__ = [
     "Insertion",
     "InsertionDeletion",
     "LocalisationMetric",
+    "NASAScore",
     "ModelRandomizationSimilarity",
     "PerturbationCurveMetric",
     "PointingGame",

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import lightning.pytorch as pl
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_xai.models.backbones import build_backbone
-
-OptimizerName = Literal["adam", "adamw", "sgd"]
-SchedulerName = Literal["none", "onecycle", "cosine"]
+from lit_xai.models.optimization import OptimizerName, SchedulerName, build_optimization, check_optimization
 
 
 class ImageClassifier(pl.LightningModule):
@@ -62,10 +59,7 @@ class ImageClassifier(pl.LightningModule):
         cifar_stem: bool = False,
     ) -> None:
         super().__init__()
-        if optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {optimizer!r}")
-        if scheduler not in ("none", "onecycle", "cosine"):
-            raise ValueError(f"scheduler must be 'none', 'onecycle' or 'cosine', got {scheduler!r}")
+        check_optimization(optimizer, scheduler)
         self.save_hyperparameters()
         self.net, target = build_backbone(backbone, tuple(input_shape), num_classes, width, weights, cifar_stem)
         self.default_target_layer = f"net.{target}"
@@ -112,22 +106,5 @@ class ImageClassifier(pl.LightningModule):
             self.log(f"{stage}/{name}", metric, prog_bar=name == "acc")
 
     def configure_optimizers(self) -> Any:
-        params = self.parameters()
-        if self.hparams.optimizer == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=self.lr, momentum=self.hparams.momentum, nesterov=self.hparams.momentum > 0, weight_decay=self.weight_decay
-            )
-        elif self.hparams.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.hparams.scheduler == "none":
-            return optimizer
-        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
-        if self.hparams.scheduler == "onecycle":
-            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.lr, total_steps=total_steps, pct_start=self.hparams.pct_start
-            )
-        else:
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        h = self.hparams
+        return build_optimization(self, h.optimizer, self.lr, self.weight_decay, h.momentum, h.scheduler, h.pct_start)
