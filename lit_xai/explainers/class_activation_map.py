@@ -67,10 +67,10 @@ class CAM(LayerExplainer):
         for name, (features, result) in reversed(list(calls.items())):
             if close(features.reshape(features.shape[0], -1), pooled) and close(result.reshape(flat_outputs.shape), flat_outputs):
                 return get_layer(model, name).weight.detach()
-        where = f"nn.Linear {self.fc_layer!r}" if self.fc_layer else f"any of the model's nn.Linear layers {list(calls) or '(none ran)'}"
+        where = f"nn.Linear {self.fc_layer!r} is not" if self.fc_layer else f"none of the model's nn.Linear layers {list(calls)} is"
         raise ValueError(
             f"CAM needs the model's output to be W mean(A) + b, with A the output of target layer {layer_name!r} "
-            f"(global average pooling, then one linear layer), and {where} is not such a head. Choose the layer that "
+            f"(global average pooling, then one linear layer), and {where} such a head. Choose the layer that "
             "feeds the global average pooling, name the head with fc_layer=, or use GradCAM, which needs no such head"
         )
 
