@@ -11,9 +11,9 @@ from torch import Tensor, nn
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.layers import get_layer
-from lit_xai.explainers.upsample import UpsampleMode
+from lit_xai.explainers.upsample import UpsampleMode, upsample
 from lit_xai.explainers.weighting import weighted_channel_sum
-from lit_xai.targets import is_regression, resolve_targets
+from lit_xai.targets import is_regression, model_outputs, resolve_targets
 
 
 @contextmanager
@@ -39,6 +39,32 @@ def close(a: Tensor, b: Tensor) -> bool:
     return bool((a - b).abs().max() <= 1e-4 * scale)
 
 
+def gap_input_layer(model: nn.Module, inputs: Tensor, linear_names: list[str]) -> str:
+    """The deepest module, run once, whose output `(B, K, *s)` (more than one position) the head averages: its spatial mean is the
+    input of a linear layer whose output is the model's output. A ValueError when there is none."""
+    outputs_of: dict[str, list[Tensor]] = {}
+    with ExitStack() as stack, torch.no_grad():
+        for name, module in model.named_modules():
+            if name:
+
+                def hook(module: nn.Module, args: object, output: object, name: str = name) -> None:
+                    spatial = isinstance(output, Tensor) and output.ndim == inputs.ndim and output[0, 0].numel() > 1
+                    if spatial and output.shape[0] == inputs.shape[0]:
+                        outputs_of.setdefault(name, []).append(output)
+
+                stack.callback(module.register_forward_hook(hook).remove)
+        calls = stack.enter_context(recorded_linear_calls(model, linear_names))
+        outputs = model_outputs(model, inputs).reshape(len(inputs), -1)
+    heads = [features.reshape(len(inputs), -1) for features, result in calls.values() if close(result.reshape(outputs.shape), outputs)]
+    for name in reversed(list(outputs_of)):  # hooks fire as modules finish: containers after their children
+        if len(outputs_of[name]) == 1 and any(close(outputs_of[name][0].flatten(2).mean(dim=2), head) for head in heads):
+            return name
+    raise ValueError(
+        f"CAM found no layer whose global average pooling feeds a linear head producing the output of {type(model).__name__}; "
+        "pass target_layer= (the layer before the pooling) or use GradCAM, which needs no such head"
+    )
+
+
 class CAM(LayerExplainer):
     """CAM (Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016). For a model
     whose output is `y = W mean_ij(A) + b` (global average pooling of the target layer A, then one linear
@@ -46,7 +72,9 @@ class CAM(LayerExplainer):
 
         L^c = ReLU(sum_k W_ck A_k)
 
-    (a regressor with one output uses W's only row). The head is checked on every call: the linear
+    (a regressor with one output uses W's only row). `target_layer` None takes the layer whose pooled
+    output feeds the head, found in one extra forward pass (a model's `default_target_layer`, usually its
+    last convolution, is not used: CAM needs the pooling's input). The head is checked on every call: the linear
     layer's input must be the spatial mean of A and its output the model's output, else a ValueError
     says the model has no such head (use Grad-CAM, which needs none and on such a head equals CAM up to
     the factor 1 / number of positions). `fc_layer` names the linear layer; None finds it among the
@@ -74,10 +102,17 @@ class CAM(LayerExplainer):
             "feeds the global average pooling, name the head with fc_layer=, or use GradCAM, which needs no such head"
         )
 
-    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+    def linear_names(self, model: nn.Module) -> list[str]:
         if self.fc_layer is not None and not isinstance(get_layer(model, self.fc_layer), nn.Linear):
             raise ValueError(f"fc_layer {self.fc_layer!r} is a {type(get_layer(model, self.fc_layer)).__name__}, not an nn.Linear")
-        names = [self.fc_layer] if self.fc_layer else [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+        return [self.fc_layer] if self.fc_layer else [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+
+    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        layer_name = self.target_layer or gap_input_layer(model, inputs, self.linear_names(model))
+        return upsample(self.layer_map(model, layer_name, inputs, targets), tuple(inputs.shape[2:]), self.upsample)
+
+    def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
+        names = self.linear_names(model)
         with torch.no_grad(), recorded_linear_calls(model, names) as calls:
             outputs, activations = forward_with_activations(model, layer_name, inputs)
         targets = resolve_targets(outputs, targets)
