@@ -247,7 +247,7 @@ def torchcam_score_map(
 SCORE_CASES = {  # few channels and tiny inputs (vgg11 needs 32 x 32): batch x samples x K masked passes each
     "resnet18-layer1": (make_resnet, "layer1", (2, 3, 16, 16), 2),
     "resnet18-layer2": (make_resnet, "layer2", (2, 3, 16, 16), 2),
-    "vgg11-features.1": (make_vgg, "features.1", (1, 3, 32, 32), 2),
+    "vgg11-features.1": (make_vgg, "features.1", (1, 3, 32, 32), 1),
     "vgg11-features.4": (make_vgg, "features.4", (1, 3, 32, 32), 1),
 }
 
