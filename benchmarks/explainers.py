@@ -101,8 +101,18 @@ def torchcam_reference(name: str, model: torch.nn.Module, samples: int):  # type
     return run
 
 
+def interleaved_times(ours_fn, ref_fn, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Best times of ours and the reference, measured alternately (one warm-up each), so that a change of
+    load on a shared machine hits both alike."""
+    ours_times, ref_times = [], []
+    for _ in range(repeats):
+        ours_times.append(best_time(ours_fn, 1, warmup=0 if ours_times else 1))
+        ref_times.append(best_time(ref_fn, 1, warmup=0 if ref_times else 1))
+    return min(ours_times), min(ref_times)
+
+
 def more_table(model: torch.nn.Module, inputs: torch.Tensor, rows: dict[str, tuple[dict, object]], repeats: int) -> None:
-    """Rows: name -> (our options, reference callable); each ours / reference in the same run."""
+    """Rows: name -> (our options, reference callable); ours and the reference alternate in the same run."""
     print(f"\nbatch {tuple(inputs.shape)}")
     print("| method | ms | reference | reference ms | / reference |")
     print("| --- | ---: | --- | ---: | ---: |")
@@ -110,20 +120,24 @@ def more_table(model: torch.nn.Module, inputs: torch.Tensor, rows: dict[str, tup
     for name, (options, (library, ref)) in rows.items():
         layer = {} if name == "FullGrad" else {"target_layer": "layer4"}
         explainer = getattr(ours, name)(**layer, **options)
-        seconds = best_time(lambda: explainer(model, inputs, targets), repeats)
-        ref_seconds = best_time(lambda: ref(inputs), repeats)
+        seconds, ref_seconds = interleaved_times(lambda: explainer(model, inputs, targets), lambda: ref(inputs), repeats)
         print(f"| {name} | {seconds * 1000:.1f} | {library} | {ref_seconds * 1000:.1f} | {seconds / ref_seconds:.2f} |")
 
 
 def more_cams(model: torch.nn.Module, args: argparse.Namespace) -> None:
+    names = args.methods or [*MORE_GRAD_CAM_LIB, "CAM", "SSCAM", "ISCAM"]
     inputs = torch.randn(args.batch, 3, args.size, args.size)
-    rows = {name: (options, ("pytorch-grad-cam", grad_cam_lib_reference(name, model, args.batch))) for name, options in MORE_GRAD_CAM_LIB.items()}
-    rows["CAM"] = ({}, ("torchcam", torchcam_reference("CAM", model, 0)))
-    more_table(model, inputs, rows, args.repeats)
+    rows = {name: (MORE_GRAD_CAM_LIB[name], ("pytorch-grad-cam", grad_cam_lib_reference(name, model, args.batch))) for name in names if name in MORE_GRAD_CAM_LIB}
+    if "CAM" in names:
+        rows["CAM"] = ({}, ("torchcam", torchcam_reference("CAM", model, 0)))
+    if rows:
+        more_table(model, inputs, rows, args.repeats)
     score_inputs = torch.randn(args.score_batch, 3, args.score_size, args.score_size)
     samples = args.score_samples
-    rows = {name: ({"samples": samples, "internal_batch_size": 64}, ("torchcam", torchcam_reference(name, model, samples))) for name in ("SSCAM", "ISCAM")}
-    more_table(model, score_inputs, rows, args.repeats)
+    options = {"samples": samples, "internal_batch_size": 64}
+    rows = {name: (options, ("torchcam", torchcam_reference(name, model, samples))) for name in ("SSCAM", "ISCAM") if name in names}
+    if rows:
+        more_table(model, score_inputs, rows, args.repeats)
 
 
 def main() -> None:
@@ -135,6 +149,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--score-samples", type=int, default=2, help="SS-CAM / IS-CAM draws (each: 512 masked passes per image)")
     parser.add_argument("--only-more", action="store_true", help="only the methods of issue 13, against their references")
+    parser.add_argument("--methods", nargs="*", help="with --only-more: a subset of them")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = resnet18(num_classes=1000).eval()

@@ -51,13 +51,13 @@ def mean_masked_scores(
 ) -> Tensor:
     """`(B, K)`: mean over `draws` of the target score of `inputs[b] * transform(M_bk)`.
 
-    The B x draws x K masked inputs go through the model without gradients in batches of
-    `internal_batch_size`; masks are built per batch, so memory does not grow with K or draws."""
+    The B x draws x K masked inputs go through the model in inference mode (no autograd bookkeeping) in
+    batches of `internal_batch_size`; masks are built per batch, so memory does not grow with K or draws."""
     batch, channels = normalised.shape[:2]
     size = tuple(inputs.shape[2:])
     total = batch * draws * channels
     sums = torch.zeros(batch * channels, dtype=inputs.dtype, device=inputs.device)
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, total, internal_batch_size):
             index = torch.arange(start, min(start + internal_batch_size, total), device=inputs.device)
             sample, draw, channel = index // (draws * channels), (index // channels) % draws, index % channels
