@@ -267,8 +267,10 @@ def test_iscam_scales_are_torchcams_running_sum() -> None:
     torch.testing.assert_close(integration_coefficients(4), torch.tensor([0.25, 0.75, 1.5, 2.5], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("method", ["SSCAM", "ISCAM", "FullGrad", "GradCAMElementWise", "EigenGradCAM", "ShapleyCAM", "FinerCAM"])
-def test_time_series_match_the_conv2d_twin(method: str) -> None:
+@pytest.mark.parametrize(
+    "method", ["SSCAM", "ISCAM", "FullGrad", "GradCAMElementWise", "EigenCAM", "EigenGradCAM", "KPCA_CAM", "FEM", "ShapleyCAM", "FinerCAM"]
+)
+def test_time_series_match_the_conv2d_twin(method: str, oriented_eigen: None, kpca_in_float64: None) -> None:
     """The references take 2-D maps: they run on the Conv2d twin (kernels (1, k), inputs (B, C, 1, T)) of
     our Conv1d model; the series maps must be the twin's single row."""
     one_d, two_d = series_pair()
@@ -289,7 +291,13 @@ def test_time_series_match_the_conv2d_twin(method: str) -> None:
         expected = ref.FinerCAM(model=two_d, target_layers=[two_d.features[6]])(input_tensor=inputs.unsqueeze(2), targets=None)
         np.testing.assert_allclose(postprocess(raw.unsqueeze(1), 32, 1), expected, atol=1e-4)
     else:
-        raw = getattr(ours, method)("features.6", upsample="none")(one_d, inputs, targets)
-        expected = grad_cam_lib(method, two_d, "features.6", inputs.unsqueeze(2))
+        options = {"k": 1.0} if method == "FEM" else {}  # 16 positions: few activations pass 2 sigma
+        raw = getattr(ours, method)("features.6", upsample="none", **options)(one_d, inputs, targets)
+        if method == "FEM":
+            lib_model = copy.deepcopy(two_d)
+            cam = ref.FEM(model=lib_model, target_layers=[lib_model.features[6]], k=1.0)
+            expected = cam(input_tensor=inputs.unsqueeze(2), targets=None)
+        else:
+            expected = grad_cam_lib(method, two_d, "features.6", inputs.unsqueeze(2))
         np.testing.assert_allclose(postprocess(raw.unsqueeze(1), 32, 1), expected, atol=1e-4)
     assert raw.shape == ((2, 32) if method == "FullGrad" else (2, 16)) and (raw.amax(1) > 0).all()
