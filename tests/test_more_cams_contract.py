@@ -148,3 +148,31 @@ def test_cam_finds_the_layer_before_global_average_pooling(small_net: SmallNet) 
     series = series_model("CAM", 3)
     series_inputs = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(ex.CAM()(series, series_inputs), ex.CAM("features")(series, series_inputs))
+
+
+def test_shapley_cam_hessian_term_by_hand() -> None:
+    """y = sum_ij A_ij^2 / 2 with A = x (a 1x1 identity conv): g = A and H = I, so g - H A / 2 = A / 2 and
+    the Shapley-CAM weight is half of Grad-CAM's: map = ReLU(mean(A) / 2 * A)."""
+
+    class Square(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1, bias=False)
+            nn.init.ones_(self.conv.weight)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (self.conv(x) ** 2).flatten(1).sum(1, keepdim=True) / 2
+
+    x = torch.tensor([[[[1.0, -2.0], [3.0, 0.5]]]])
+    expected = torch.relu(x[0, 0].mean() / 2 * x[0, 0])
+    torch.testing.assert_close(ex.ShapleyCAM("conv", upsample="none")(Square().eval(), x)[0], expected)
+    torch.testing.assert_close(ex.GradCAM("conv", upsample="none")(Square().eval(), x)[0], 2 * expected)
+
+
+def test_sscam_without_noise_and_iscam_with_one_step_are_score_cam(hand_model: nn.Module) -> None:
+    """At the layer's own resolution (no upsampling) torchcam's masks are Score-CAM's; with std 0 SS-CAM's
+    draws are all the plain mask, and IS-CAM's single scale is c_1 = 1."""
+    x = torch.tensor([[[[1.0, -2.0], [3.0, 0.5]]]])
+    score_cam = ex.ScoreCAM("conv1", upsample="none")(hand_model, x, 0)
+    torch.testing.assert_close(ex.SSCAM("conv1", upsample="none", samples=3, std=0.0)(hand_model, x, 0), score_cam)
+    torch.testing.assert_close(ex.ISCAM("conv1", upsample="none", samples=1)(hand_model, x, 0), score_cam)
