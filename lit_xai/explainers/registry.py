@@ -73,8 +73,8 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "shapleycam": (ShapleyCAM, has_conv),
     "finercam": (FinerCAM, has_classes),
     "fullgrad": (FullGrad, has_conv),
-    "sscam": (SSCAM, has_conv),
-    "iscam": (ISCAM, has_conv),
+    "sscam": (lambda: SSCAM(samples=4), has_conv),  # 35 draws (the default) = 35 x Score-CAM's passes per round
+    "iscam": (lambda: ISCAM(samples=4), has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
     "random": (RandomSaliency, always),
