@@ -117,6 +117,15 @@ def test_matches_pytorch_grad_cam(case: str, method: str, oriented_eigen: None, 
     np.testing.assert_allclose(postprocess(raw, 32, 32), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("kernel, gamma", [("rbf", None), ("poly", 0.01), ("linear", None), ("cosine", None), ("sigmoid", 0.05)])
+def test_kpca_kernels_match_pytorch_grad_cam(kernel: str, gamma: float | None, kpca_in_float64: None) -> None:
+    model, inputs = make_resnet(), inputs_for()
+    raw = ours.KPCA_CAM("layer2", upsample="none", kernel=kernel, gamma=gamma)(model, inputs)
+    lib_model = copy.deepcopy(model)
+    cam = ref.KPCA_CAM(model=lib_model, target_layers=[lib_model.layer2], kernel=kernel, gamma=gamma)
+    np.testing.assert_allclose(postprocess(raw, 32, 32), cam(input_tensor=inputs, targets=None), atol=1e-4)
+
+
 def test_kpca_float32_reference_is_close() -> None:
     model, inputs = make_vgg(), inputs_for()
     raw = ours.KPCA_CAM("features.14", upsample="none")(model, inputs)
