@@ -4,13 +4,20 @@ from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.baselines import BankBaselines, BaselineSource, DataBaselines, GaussianBaselines, ZeroBaseline
 from lit_xai.explainers.cam import GradientCAM, LayerExplainer
 from lit_xai.explainers.center_saliency import CenterSaliency
+from lit_xai.explainers.class_activation_map import CAM
+from lit_xai.explainers.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
-from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from lit_xai.explainers.fem import FEM
+from lit_xai.explainers.finer_cam import FinerCAM
+from lit_xai.explainers.fullgrad import FullGrad
+from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
+from lit_xai.explainers.score_cam_variants import ISCAM, SSCAM
+from lit_xai.explainers.shapley_cam import ShapleyCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
@@ -18,25 +25,36 @@ __all__ = [
     "AblationCAM",
     "BankBaselines",
     "BaselineSource",
+    "CAM",
     "CenterSaliency",
     "ConvergenceDiagnostics",
     "DataBaselines",
+    "EigenCAM",
+    "EigenGradCAM",
     "ExpectedGradCAM",
     "ExpectedGradCAMPlusPlus",
     "Explainer",
+    "FEM",
+    "FinerCAM",
+    "FullGrad",
     "GaussianBaselines",
     "GradCAM",
+    "GradCAMElementWise",
     "GradCAMPlusPlus",
     "GradientCAM",
     "GuidedBackprop",
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
     "HiResCAM",
+    "ISCAM",
+    "KPCA_CAM",
     "LayerCAM",
     "LayerExplainer",
     "PolyCAM",
     "RandomSaliency",
+    "SSCAM",
     "ScoreCAM",
+    "ShapleyCAM",
     "SmoothGradCAMPlusPlus",
     "SpectralResidualSaliency",
     "XGradCAM",

@@ -6,7 +6,14 @@ from torch import Tensor
 
 from lit_xai.explainers.cam import GradientCAM
 from lit_xai.explainers.upsample import UpsampleMode
-from lit_xai.explainers.weighting import gradcam_map, gradcampp_map, hirescam_map, layercam_map, xgradcam_map
+from lit_xai.explainers.weighting import (
+    elementwise_gradcam_map,
+    gradcam_map,
+    gradcampp_map,
+    hirescam_map,
+    layercam_map,
+    xgradcam_map,
+)
 
 
 class GradCAM(GradientCAM):
@@ -88,3 +95,16 @@ class LayerCAM(GradientCAM):
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return layercam_map(activations, gradients)
+
+
+class GradCAMElementWise(GradientCAM):
+    """Element-wise Grad-CAM (pytorch-grad-cam's `GradCAMElementWise`): like HiRes-CAM, but each
+    gradient x activation product is clipped before the channel sum,
+
+        L^c_ij = sum_k ReLU(dy^c/dA_kij * A_kij),
+
+    so channels that lower the score at a position cannot cancel those that raise it.
+    """
+
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return elementwise_gradcam_map(activations, gradients)

@@ -8,13 +8,20 @@ from torch import nn
 
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.center_saliency import CenterSaliency
+from lit_xai.explainers.class_activation_map import CAM
+from lit_xai.explainers.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
-from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from lit_xai.explainers.fem import FEM
+from lit_xai.explainers.finer_cam import FinerCAM
+from lit_xai.explainers.fullgrad import FullGrad
+from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
+from lit_xai.explainers.score_cam_variants import ISCAM, SSCAM
+from lit_xai.explainers.shapley_cam import ShapleyCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
@@ -31,6 +38,19 @@ def always(model: nn.Module) -> bool:
     return True
 
 
+def has_gap_head(model: nn.Module) -> bool:
+    """Global average pooling (an adaptive average pooling to one position) and a linear layer: CAM's head."""
+    pools = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+    gap = any(isinstance(m, pools) and m.output_size in (1, (1,), (1, 1)) for m in model.modules())
+    return has_conv(model) and gap and any(isinstance(m, nn.Linear) for m in model.modules())
+
+
+def has_classes(model: nn.Module) -> bool:
+    """A classifier: its last linear layer has at least 2 outputs (Finer-CAM contrasts classes)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return has_conv(model) and bool(linears) and linears[-1].out_features >= 2
+
+
 REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]] = {
     "gradcam": (GradCAM, has_conv),
     "gradcam_pp": (GradCAMPlusPlus, has_conv),
@@ -44,6 +64,17 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "expected_gradcam": (ExpectedGradCAM, has_conv),
     "expected_gradcam_pp": (ExpectedGradCAMPlusPlus, has_conv),
     "guided_expected_gradcam": (GuidedExpectedGradCAM, has_conv),
+    "cam": (CAM, has_gap_head),
+    "gradcam_elementwise": (GradCAMElementWise, has_conv),
+    "eigencam": (EigenCAM, has_conv),
+    "eigengradcam": (EigenGradCAM, has_conv),
+    "kpca_cam": (KPCA_CAM, has_conv),
+    "fem": (FEM, has_conv),
+    "shapleycam": (ShapleyCAM, has_conv),
+    "finercam": (FinerCAM, has_classes),
+    "fullgrad": (FullGrad, has_conv),
+    "sscam": (lambda: SSCAM(samples=4), has_conv),  # 35 draws (the default) = 35 x Score-CAM's passes per round
+    "iscam": (lambda: ISCAM(samples=4), has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
     "random": (RandomSaliency, always),

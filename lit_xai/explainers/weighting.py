@@ -63,3 +63,8 @@ def hirescam_map(activations: Tensor, gradients: Tensor) -> Tensor:
 def layercam_map(activations: Tensor, gradients: Tensor) -> Tensor:
     """LayerCAM: `ReLU(sum_k ReLU(G_k) * A_k)` (the outer ReLU matters only where A < 0)."""
     return torch.relu((torch.relu(gradients) * activations).sum(dim=1))
+
+
+def elementwise_gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Element-wise Grad-CAM: `sum_k ReLU(G_k * A_k)` (each product clipped before the channel sum)."""
+    return torch.relu(gradients * activations).sum(dim=1)
