@@ -8,14 +8,22 @@ from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAM
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.noise_scale import optimal_noise_scale
+from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
+from lit_xai.explainers.rise import RISE
+from lit_xai.explainers.saliency import InputXGradient, Saliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from lit_xai.explainers.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 __all__ = [
     "AblationCAM",
+    "ArgLens",
     "BankBaselines",
     "BaselineSource",
     "CenterSaliency",
@@ -23,6 +31,7 @@ __all__ = [
     "DataBaselines",
     "ExpectedGradCAM",
     "ExpectedGradCAMPlusPlus",
+    "ExpectedGradients",
     "Explainer",
     "GaussianBaselines",
     "GradCAM",
@@ -32,14 +41,24 @@ __all__ = [
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
     "HiResCAM",
+    "InputXGradient",
+    "IntegratedGradients",
     "LayerCAM",
     "LayerExplainer",
+    "Occlusion",
     "PolyCAM",
+    "RISE",
     "RandomSaliency",
+    "Saliency",
     "ScoreCAM",
+    "SmoothGrad",
     "SmoothGradCAMPlusPlus",
+    "SmoothGradSquared",
+    "SpectralLens",
     "SpectralResidualSaliency",
+    "VarGrad",
     "XGradCAM",
     "ZeroBaseline",
     "find_polycam_layers",
+    "optimal_noise_scale",
 ]

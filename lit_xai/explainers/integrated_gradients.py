@@ -60,7 +60,10 @@ class IntegratedGradients(InputSpaceExplainer):
 
     with captum's quadrature rules and point placements (`method`: "riemann_right" (default),
     "riemann_left", "riemann_middle", "riemann_trapezoid", "gausslegendre"; see `quadrature`). y^c is the
-    raw logit (a one-output regressor's prediction).
+    raw logit (a one-output regressor's prediction). captum's trapezoid rule is kept as captum has it: its
+    n points lie 1/(n - 1) apart but its steps are 1/n, so the weights sum to (n - 1)/n and completeness
+    errs by O(1/n) (like the one-sided rules); "riemann_middle" errs by O(1/n^2) and "gausslegendre" is
+    exact for smooth paths with few points.
 
     Args:
         baseline: x', a number or a tensor broadcastable to the inputs (one sample's shape `(C, *spatial)`

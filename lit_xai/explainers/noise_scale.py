@@ -53,8 +53,11 @@ def check_scales(scales: Sequence[float] | Tensor, name: str = "scales", upper: 
 
 
 def perturbed(inputs: Tensor, sample: Tensor, draw: Tensor, scale: Tensor, mode: str, seeds: list[int]) -> Tensor:
-    """Noisy copies of `inputs[sample]` with noise number `draw` and scale `scale` (one per row)."""
-    noise = pair_normal(inputs, sample, draw, seeds, stream=NOISE_STREAM)
+    """Noisy copies of `inputs[sample]` with noise number `draw` and scale `scale` (one per row). Rows that
+    share a (sample, draw) pair share their noise, drawn once (several scales, one draw: SpectralLens)."""
+    keys, inverse = torch.unique(sample * (int(draw.max()) + 1) + draw, return_inverse=True)
+    first = torch.zeros_like(keys).scatter_(0, inverse, torch.arange(len(sample), device=sample.device))
+    noise = pair_normal(inputs, sample[first], draw[first], seeds, stream=NOISE_STREAM)[inverse]
     s = scale.to(inputs.dtype).view(-1, *(1,) * (inputs.ndim - 1))
     x = inputs[sample]
     if mode == "additive":

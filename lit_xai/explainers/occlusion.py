@@ -46,7 +46,7 @@ class Occlusion(InputSpaceExplainer):
     W_i the windows containing position i. Windows of shape `window` (an int for every axis, or one per
     axis, e.g. (8, 8); captum's `sliding_window_shapes=(C, *window)`) start every `stride` along each axis,
     ceil((n - window) / stride) + 1 per axis (the last one may be cut by the border), so every position is
-    covered; stride <= window is required. The `B x windows` occluded inputs go through the model in chunks
+    covered; stride <= window is required (a window longer than an axis covers that axis once). The `B x windows` occluded inputs go through the model in chunks
     of `internal_batch_size` without gradients. The map is the same for every channel: `reduce="none"`
     repeats it over the C channels (captum's layout, `(B, C, *spatial)`); "sum" gives C times the signed
     drop, "abs_sum" (default) C times its magnitude, "max_abs" the magnitude.
@@ -70,8 +70,7 @@ class Occlusion(InputSpaceExplainer):
     def geometry(self, size: tuple[int, ...]) -> tuple[tuple[int, ...], Tensor]:
         """The window shape and the windows' start positions `(windows, dims)` for inputs of spatial `size`."""
         window, stride = as_sizes(self.window, len(size), "window"), as_sizes(self.stride, len(size), "stride")
-        if any(w > n for w, n in zip(window, size)):
-            raise ValueError(f"window {window} is larger than the input's spatial size {size}")
+        window = tuple(min(w, n) for w, n in zip(window, size))  # a window longer than an axis covers all of it
         if any(s > w for s, w, n in zip(stride, window, size) if w < n):
             raise ValueError(f"stride {stride} must be <= window {window} on every axis the window does not cover, or positions stay unoccluded")
         counts = [math.ceil((n - w) / s) + 1 for n, w, s in zip(size, window, stride)]

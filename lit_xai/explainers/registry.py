@@ -11,11 +11,17 @@ from lit_xai.explainers.center_saliency import CenterSaliency
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
+from lit_xai.explainers.rise import RISE
+from lit_xai.explainers.saliency import InputXGradient, Saliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from lit_xai.explainers.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 
@@ -30,6 +36,8 @@ def has_relu(model: nn.Module) -> bool:
 def always(model: nn.Module) -> bool:
     return True
 
+
+SPECTRAL_SCALES = (0.25, 0.5, 0.75, 1.0)
 
 REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]] = {
     "gradcam": (GradCAM, has_conv),
@@ -46,6 +54,17 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "guided_expected_gradcam": (GuidedExpectedGradCAM, has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
+    "saliency": (Saliency, always),
+    "input_x_gradient": (InputXGradient, always),
+    "integrated_gradients": (lambda: IntegratedGradients(steps=16), always),
+    "expected_gradients": (lambda: ExpectedGradients(draws=16), always),
+    "smoothgrad": (lambda: SmoothGrad(samples=16), always),
+    "smoothgrad_sq": (lambda: SmoothGradSquared(samples=16), always),
+    "vargrad": (lambda: VarGrad(samples=16), always),
+    "spectral_lens": (lambda: SpectralLens(scales=SPECTRAL_SCALES, samples=4), always),
+    "arglens": (lambda: ArgLens(scales=SPECTRAL_SCALES, samples=4), always),
+    "rise": (lambda: RISE(masks=500), always),
+    "occlusion": (lambda: Occlusion(window=16, stride=8), always),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),
