@@ -81,7 +81,21 @@ class ScaleGrid:
             yield sample, scale_index, gradients * gradients
 
 
-class SpectralLens(InputSpaceExplainer):
+class ScaleGridMixin:
+    """The `ScaleGrid` of the explainer's current hyper-parameters."""
+
+    scales: tuple[float, ...]
+    samples: int
+    noise_std: Union[float, str]
+    seed: int
+    internal_batch_size: Optional[int]
+
+    @property
+    def _grid(self) -> ScaleGrid:
+        return ScaleGrid(self.scales, self.samples, self.noise_std, self.seed, self.internal_batch_size)
+
+
+class SpectralLens(ScaleGridMixin, InputSpaceExplainer):
     """SpectralLens SL2 (Mehrpanah et al. 2024, Definition 3): the prior-weighted aggregate of
     SmoothGrad-Squared over the perturbation scales s_k (see `ScaleGrid`),
 
@@ -116,13 +130,15 @@ class SpectralLens(InputSpaceExplainer):
         reduce: str = "abs_sum",
     ) -> None:
         super().__init__(reduce)
-        self.grid = ScaleGrid(scales, samples, noise_std, seed, internal_batch_size)
+        grid = ScaleGrid(scales, samples, noise_std, seed, internal_batch_size)  # checks the arguments
+        self.scales, self.samples, self.noise_std, self.seed = grid.scales, samples, noise_std, seed
+        self.internal_batch_size = internal_batch_size
         self.prior = prior if isinstance(prior, str) else tuple(float(w) for w in prior)
         self.prior_weights()  # a bad prior fails here
 
     def prior_weights(self) -> Tensor:
         """pi(u_k), float64 `(K,)`."""
-        fractions = torch.tensor(self.grid.scales, dtype=torch.float64)
+        fractions = torch.tensor(self._grid.scales, dtype=torch.float64)
         if isinstance(self.prior, str):
             if self.prior not in PRIORS:
                 raise ValueError(f"prior must be one of {PRIORS} or a sequence of {len(fractions)} weights, got {self.prior!r}")
@@ -133,16 +149,16 @@ class SpectralLens(InputSpaceExplainer):
         return weights
 
     def attributions(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        grid = self.grid.grid(model, inputs)
-        weights = self.prior_weights().to(device=inputs.device, dtype=inputs.dtype) * grid**KERNEL_NORM_POWER / self.grid.samples
+        grid = self._grid.grid(model, inputs)
+        weights = self.prior_weights().to(device=inputs.device, dtype=inputs.dtype) * grid**KERNEL_NORM_POWER / self._grid.samples
         total = torch.zeros_like(inputs)
         view = (-1,) + (1,) * (inputs.ndim - 1)
-        for sample, k, squares in self.grid.squared_gradients(model, inputs, targets, grid):
+        for sample, k, squares in self._grid.squared_gradients(model, inputs, targets, grid):
             total.index_add_(0, sample, squares * weights[sample, k].view(view))
         return total
 
 
-class ArgLens(Explainer):
+class ArgLens(ScaleGridMixin, Explainer):
     """ArgLens AL (Mehrpanah et al. 2024, Definition 4): per position, the perturbation scale at which
     SmoothGrad-Squared peaks,
 
@@ -165,14 +181,16 @@ class ArgLens(Explainer):
         internal_batch_size: Optional[int] = None,
         reduce: str = "abs_sum",
     ) -> None:
-        self.grid = ScaleGrid(scales, samples, noise_std, seed, internal_batch_size)
+        grid = ScaleGrid(scales, samples, noise_std, seed, internal_batch_size)  # checks the arguments
+        self.scales, self.samples, self.noise_std, self.seed = grid.scales, samples, noise_std, seed
+        self.internal_batch_size = internal_batch_size
         self.reduce = check_reduce(reduce)
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        grid = self.grid.grid(model, inputs)
-        count = len(self.grid.scales)
+        grid = self._grid.grid(model, inputs)
+        count = len(self._grid.scales)
         sums = inputs.new_zeros((inputs.shape[0] * count, *inputs.shape[1:]))
-        for sample, k, squares in self.grid.squared_gradients(model, inputs, targets, grid):
+        for sample, k, squares in self._grid.squared_gradients(model, inputs, targets, grid):
             sums.index_add_(0, sample * count + k, squares)
         per_scale = reduce_channels(sums, self.reduce)
         per_scale = per_scale.view(inputs.shape[0], count, *per_scale.shape[1:])
