@@ -25,6 +25,7 @@ benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/explainers.py
 	$(BIN)/python benchmarks/expected_gradcam.py
+	$(BIN)/python benchmarks/input_space.py
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/callback.py
 

@@ -131,15 +131,21 @@ def test_bad_arguments() -> None:
         ExplainerCallback(metrics=[Deletion(), Deletion(steps=5)])
 
 
-def test_expected_gradcam_gets_its_baselines_from_the_training_data() -> None:
+def test_expected_gradcam_and_gradients_get_their_baselines_from_the_training_data() -> None:
     from lit_xai.explainers import ExpectedGradCAM
 
-    explainer = ExpectedGradCAM(draws=4)
-    callback = ExplainerCallback(explainers={"egc": explainer}, metrics=[Deletion(steps=4)], probe_size=6, baseline_bank_size=5, print_table=False)
+    from lit_xai.explainers import ExpectedGradients
+
+    explainer, input_space = ExpectedGradCAM(draws=4), ExpectedGradients(draws=4)
+    callback = ExplainerCallback(
+        explainers={"egc": explainer, "eg": input_space}, metrics=[Deletion(steps=4)], probe_size=6, baseline_bank_size=5, print_table=False
+    )
     data = TinyData()
     run = trainer([callback])
     run.validate(TinyModule(), data, verbose=False)
     assert torch.equal(explainer.baselines.data, data.train.tensors[0][:5])
+    assert input_space.baselines is explainer.baselines  # Expected Gradients shares the bank
+    assert 0 <= run.callback_metrics["xai/eg/deletion"].item() <= 1
     assert 0 <= run.callback_metrics["xai/egc/deletion"].item() <= 1
 
 
@@ -150,7 +156,9 @@ def test_default_explainers_are_every_registered_method_that_applies() -> None:
 
     assert set(default_explainers(TinyModule())) == set(REGISTRY)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-    assert set(default_explainers(mlp)) == {"random", "center", "spectral_residual"}
+    input_space = {"saliency", "input_x_gradient", "integrated_gradients", "expected_gradients", "smoothgrad", "smoothgrad_sq",
+                   "vargrad", "spectral_lens", "arglens", "rise", "occlusion"}
+    assert set(default_explainers(mlp)) == {"random", "center", "spectral_residual"} | input_space
     callback = ExplainerCallback(metrics=[Deletion(steps=2)], probe_size=2, print_table=False)
     trainer([callback]).validate(TinyModule(), TinyData(), verbose=False)
     assert set(callback.results["validate"]) == set(REGISTRY) and not callback.errors

@@ -137,7 +137,8 @@ CONFIGS = {
 
 def test_every_dataset_config_is_listed() -> None:
     shipped = {p.name for p in (ROOT / "configs").glob("*.yaml")} - {"quickstart.yaml", "all_explainers.yaml"}
-    assert shipped == set(CONFIGS)
+    cmapss = {p.name for p in (ROOT / "configs").glob("cmapss_*.yaml")}  # tests/test_cmapss_cli.py builds them
+    assert shipped - cmapss == set(CONFIGS)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))

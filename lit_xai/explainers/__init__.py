@@ -13,16 +13,24 @@ from lit_xai.explainers.finer_cam import FinerCAM
 from lit_xai.explainers.fullgrad import FullGrad
 from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.noise_scale import optimal_noise_scale
+from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
+from lit_xai.explainers.rise import RISE
+from lit_xai.explainers.saliency import InputXGradient, Saliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
 from lit_xai.explainers.score_cam_variants import ISCAM, SSCAM
 from lit_xai.explainers.shapley_cam import ShapleyCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from lit_xai.explainers.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 __all__ = [
     "AblationCAM",
+    "ArgLens",
     "BankBaselines",
     "BaselineSource",
     "CAM",
@@ -33,6 +41,7 @@ __all__ = [
     "EigenGradCAM",
     "ExpectedGradCAM",
     "ExpectedGradCAMPlusPlus",
+    "ExpectedGradients",
     "Explainer",
     "FEM",
     "FinerCAM",
@@ -47,17 +56,27 @@ __all__ = [
     "GuidedGradCAM",
     "HiResCAM",
     "ISCAM",
+    "InputXGradient",
+    "IntegratedGradients",
     "KPCA_CAM",
     "LayerCAM",
     "LayerExplainer",
+    "Occlusion",
     "PolyCAM",
+    "RISE",
     "RandomSaliency",
     "SSCAM",
+    "Saliency",
     "ScoreCAM",
     "ShapleyCAM",
+    "SmoothGrad",
     "SmoothGradCAMPlusPlus",
+    "SmoothGradSquared",
+    "SpectralLens",
     "SpectralResidualSaliency",
+    "VarGrad",
     "XGradCAM",
     "ZeroBaseline",
     "find_polycam_layers",
+    "optimal_noise_scale",
 ]

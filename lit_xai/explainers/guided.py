@@ -17,10 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradcam import GradCAM
-from lit_xai.explainers.input_space import check_reduce, reduce_channels
+from lit_xai.explainers.input_space import InputSpaceExplainer, check_reduce, reduce_channels
 from lit_xai.explainers.layers import get_layer, resolve_target_layer
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
@@ -91,7 +90,7 @@ def guided_backprop_gradients(model: nn.Module, inputs: Tensor, targets: Tensor 
     return gradients.detach(), targets
 
 
-class GuidedBackprop(Explainer):
+class GuidedBackprop(InputSpaceExplainer):
     """Guided backpropagation (Springenberg et al., "Striving for Simplicity: The All Convolutional Net",
     ICLR workshop 2015).
 
@@ -110,12 +109,9 @@ class GuidedBackprop(Explainer):
     pass (torchvision's ResNet blocks) are guided at every use, and in-place ReLUs are supported.
     """
 
-    def __init__(self, reduce: str = "abs_sum") -> None:
-        self.reduce = check_reduce(reduce)
-
-    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
+    def attributions(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
         gradients, _ = guided_backprop_gradients(model, inputs, targets)
-        return reduce_channels(gradients, self.reduce)
+        return gradients
 
 
 class GuidedGradCAM(LayerExplainer):

@@ -16,13 +16,19 @@ from lit_xai.explainers.finer_cam import FinerCAM
 from lit_xai.explainers.fullgrad import FullGrad
 from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
+from lit_xai.explainers.rise import RISE
+from lit_xai.explainers.saliency import InputXGradient, Saliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
 from lit_xai.explainers.score_cam_variants import ISCAM, SSCAM
 from lit_xai.explainers.shapley_cam import ShapleyCAM
 from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from lit_xai.explainers.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 
@@ -50,6 +56,7 @@ def has_classes(model: nn.Module) -> bool:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return has_conv(model) and bool(linears) and linears[-1].out_features >= 2
 
+SPECTRAL_SCALES = (0.25, 0.5, 0.75, 1.0)
 
 REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]] = {
     "gradcam": (GradCAM, has_conv),
@@ -77,6 +84,17 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "iscam": (lambda: ISCAM(samples=4), has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
+    "saliency": (Saliency, always),
+    "input_x_gradient": (InputXGradient, always),
+    "integrated_gradients": (lambda: IntegratedGradients(steps=16), always),
+    "expected_gradients": (lambda: ExpectedGradients(draws=16), always),
+    "smoothgrad": (lambda: SmoothGrad(samples=16), always),
+    "smoothgrad_sq": (lambda: SmoothGradSquared(samples=16), always),
+    "vargrad": (lambda: VarGrad(samples=16), always),
+    "spectral_lens": (lambda: SpectralLens(scales=SPECTRAL_SCALES, samples=4), always),
+    "arglens": (lambda: ArgLens(scales=SPECTRAL_SCALES, samples=4), always),
+    "rise": (lambda: RISE(masks=500), always),
+    "occlusion": (lambda: Occlusion(window=16, stride=8), always),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),
