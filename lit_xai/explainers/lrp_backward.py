@@ -295,3 +295,14 @@ def lrp_backward(
         yield captured
     finally:
         hooks.remove()
+
+
+def lrp_applies(model: nn.Module) -> bool:
+    """Whether `LRP` applies to `model`: it has a Conv/Linear layer and a ReLU, and every `torch.nn` leaf
+    layer has a rule (checked by type; a custom layer is only found out when it runs)."""
+    modules = list(model.modules())
+    return (
+        any(isinstance(m, AFFINE) for m in modules)
+        and any(isinstance(m, nn.ReLU) for m in modules)
+        and not unsupported_layers(model)
+    )

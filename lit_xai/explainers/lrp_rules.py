@@ -188,41 +188,44 @@ def _neg(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clamp(max=0)
 
 
-def _two_sided(layer: AffineLayer, x: Tensor, w_on_pos: Tensor, w_on_neg: Tensor, bias: Tensor | None) -> Tensor:
-    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x` (the `x-` term is skipped when x >= 0, e.g. after a ReLU)."""
+def _two_sided(layer: AffineLayer, x: Tensor, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None) -> Tensor:
+    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`; the `x-` term (and its weights, built by
+    `w_on_neg()`) is skipped when x >= 0, e.g. after a ReLU."""
     positive = x.detach().clamp(min=0)
     z = layer.apply(relay(x, positive, positive), w_on_pos, bias)
     if bool((x.detach() < 0).any()):
         negative = x.detach().clamp(max=0)
-        z = z + layer.apply(relay(x, negative, negative), w_on_neg, None)
+        z = z + layer.apply(relay(x, negative, negative), w_on_neg(), None)
     return z
 
 
 def z_plus_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
     weight, bias = layer.parameters()
-    z = _two_sided(layer, x, weight.clamp(min=0), weight.clamp(max=0), _pos(bias))
+    z = _two_sided(layer, x, weight.clamp(min=0), lambda: weight.clamp(max=0), _pos(bias))
     return normalised(z, settings.stabilizer)
 
 
 def alpha_beta_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
     weight, bias = layer.parameters()
-    positive, negative = weight.clamp(min=0), weight.clamp(max=0)
-    t = settings.alpha * normalised(_two_sided(layer, x, positive, negative, _pos(bias)), settings.stabilizer)
+    positive = weight.clamp(min=0)
+    negative = weight - positive  # = min(W, 0) exactly
+    t = settings.alpha * normalised(_two_sided(layer, x, positive, lambda: negative, _pos(bias)), settings.stabilizer)
     if settings.beta != 0:
-        t = t - settings.beta * normalised(_two_sided(layer, x, negative, positive, _neg(bias)), settings.stabilizer)
+        t = t - settings.beta * normalised(_two_sided(layer, x, negative, lambda: positive, _neg(bias)), settings.stabilizer)
     return t
 
 
 def gamma_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
     weight, bias = layer.parameters()
     g = settings.gamma
-    up = weight + g * weight.clamp(min=0)
-    down = weight + g * weight.clamp(max=0)
+    positive = weight.clamp(min=0)
+    up = weight + g * positive
+    down = weight + g * (weight - positive)
     up_bias = None if bias is None else bias + g * bias.clamp(min=0)
     down_bias = None if bias is None else bias + g * bias.clamp(max=0)
     y = y.detach()
-    t = normalised(_two_sided(layer, x, up, down, up_bias), settings.stabilizer) * (y > 0).to(y.dtype)
-    return t + normalised(_two_sided(layer, x, down, up, down_bias), settings.stabilizer) * (y < 0).to(y.dtype)
+    t = normalised(_two_sided(layer, x, up, lambda: down, up_bias), settings.stabilizer) * (y > 0).to(y.dtype)
+    return t + normalised(_two_sided(layer, x, down, lambda: up, down_bias), settings.stabilizer) * (y < 0).to(y.dtype)
 
 
 def flat_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:

@@ -12,6 +12,8 @@ from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAM
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.layers import SPATIAL_CONVS
+from lit_xai.explainers.lrp import LRP
+from lit_xai.explainers.lrp_backward import lrp_applies
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
@@ -46,6 +48,7 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "guided_expected_gradcam": (GuidedExpectedGradCAM, has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
+    "lrp": (LRP, lrp_applies),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),
