@@ -139,9 +139,20 @@ class _Hooks:
                 return (relay(x, x, x), *args[1:]) if x.requires_grad else None
 
             self.pre_hook(module, relay_input)
+        else:
+
+            def keep_input(mod: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+                x = _first_tensor(args, layer.name)
+                if not x.requires_grad:
+                    return None
+                self.stash[(mod, "input")] = x  # the rule's graph starts here; the layer itself runs without one
+                return (x.detach(), *args[1:])
+
+            self.pre_hook(module, keep_input)
 
         def stash_input(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            x = _first_tensor(args, layer.name)
+            x = self.stash.pop((mod, "input"), None) if rule not in OWN_FORWARD_RULES else None
+            x = _first_tensor(args, layer.name) if x is None else x
             if norm is not None:
                 self.stash[mod] = (x, output)
                 return None
@@ -165,6 +176,7 @@ class _Hooks:
     def apply_rule(self, layer: AffineLayer, rule: str, x: Tensor, output: Tensor) -> Tensor | None:
         if not isinstance(output, Tensor) or not (x.requires_grad or output.requires_grad):
             return None
+        output = output.detach() if rule not in OWN_FORWARD_RULES else output
         if rule in OWN_FORWARD_RULES:
             return scale_gradient(output, output_scale(rule, output, self.settings))
         return substitute(output, MODIFIED_RULES[rule](layer, x, output, self.settings))

@@ -78,7 +78,7 @@ class _Relay(torch.autograd.Function):
         ctx.has_scale = scale is not None
         if scale is not None:
             ctx.save_for_backward(scale)
-        return value.clone()
+        return value.view_as(value)  # only ever read by the rule's own layer call, never modified in place
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
@@ -112,7 +112,7 @@ def relay(x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """`z + epsilon * sign(z)` with sign(0) = +1 (zennit's stabiliser): never zero for epsilon > 0."""
-    return z + epsilon * (z.sign() + (z == 0).to(z.dtype))
+    return torch.where(z >= 0, z + epsilon, z - epsilon)
 
 
 def safe_reciprocal(z: Tensor) -> Tensor:
@@ -191,9 +191,10 @@ def _neg(t: Tensor | None) -> Tensor | None:
 def _two_sided(layer: AffineLayer, x: Tensor, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None) -> Tensor:
     """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`; the `x-` term (and its weights, built by
     `w_on_neg()`) is skipped when x >= 0, e.g. after a ReLU."""
-    positive = x.detach().clamp(min=0)
+    has_negative = bool((x.detach() < 0).any())
+    positive = x.detach().clamp(min=0) if has_negative else x.detach()
     z = layer.apply(relay(x, positive, positive), w_on_pos, bias)
-    if bool((x.detach() < 0).any()):
+    if has_negative:
         negative = x.detach().clamp(max=0)
         z = z + layer.apply(relay(x, negative, negative), w_on_neg(), None)
     return z
