@@ -44,6 +44,18 @@ def test_each_rule_on_one_unit_by_hand(rule: str) -> None:
     torch.testing.assert_close(relevance.view(-1).double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-5, atol=1e-6)
 
 
+def test_relu_passes_relevance_to_inactive_units() -> None:
+    """x = 1; units z = (2, -1), a = ReLU(z) = (2, 0); f = a1 + a2 = 2. The flat rule on the top layer gives
+    each unit f / 2 = 1, the ReLU passes it (LRP's neuron = ReLU o linear; the plain gradient would drop the
+    inactive unit's share), LRP-0 below: R = 1 * 2/2 * 1 + 1 * (-1)/(-1) * 1 = 2."""
+    model = nn.Sequential(nn.Conv1d(1, 2, 1, bias=False), nn.ReLU(), nn.Conv1d(2, 1, 1, bias=False), nn.Flatten())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1))
+        model[2].weight.fill_(1.0)
+    relevance = LRP("zero", rules={"2": "flat"}, stabilizer=0.0)(model.eval(), torch.ones(1, 1, 1))
+    assert relevance.item() == pytest.approx(2.0, rel=1e-6)
+
+
 class BiasFreeNet(nn.Module):
     def __init__(self, bias: bool = False) -> None:
         super().__init__()
@@ -105,6 +117,16 @@ def test_conservation_through_residual_blocks_and_pooling() -> None:
     torch.testing.assert_close(totals, logits, rtol=1e-4, atol=0)
     at_layer = LayerLRP("layer3", "epsilon", epsilon=1e-9, stabilizer=1e-9, upsample="none")(model, inputs).double().sum(dim=(1, 2))
     torch.testing.assert_close(at_layer, logits, rtol=1e-4, atol=0)
+
+
+def test_layer_relevance_of_a_merged_conv_is_read_after_its_batchnorm() -> None:
+    model = tiny_resnet(BasicBlock, zero_biases=False)
+    inputs = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    at_conv = LayerLRP("layer2.0.conv2", upsample="none")(model, inputs)
+    torch.testing.assert_close(at_conv, LayerLRP("layer2.0.bn2", upsample="none")(model, inputs))
+    assert at_conv.shape == (2, 4, 4) and at_conv.abs().sum() > 0
+    with pytest.raises(ValueError, match="not \\(B, K, \\*spatial\\)"):
+        LayerLRP("fc")(model, inputs)
 
 
 @pytest.mark.parametrize("rule, alpha, beta", [("z_plus", 1.0, 0.0), ("alpha_beta", 2.0, 1.0), ("alpha_beta", 3.0, 2.0)])
