@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torchvision import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_time, machine  # noqa: E402
+from common import machine  # noqa: E402
 
 from lit_xai.explainers import LRP  # noqa: E402
 
@@ -51,6 +53,19 @@ def zennit_call(model: torch.nn.Module, name: str, inputs: torch.Tensor, target:
     return run
 
 
+def interleaved(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each function, measured round-robin (one call of each per round, after one warm-up
+    round) so that load drifts on a shared machine hit all of them alike."""
+    best = {name: float("inf") for name in functions}
+    for round_ in range(repeats + 1):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def table(model_name: str, inputs: torch.Tensor, repeats: int) -> None:
     torch.manual_seed(0)
     model = getattr(models, model_name)(num_classes=1000).eval()
@@ -64,20 +79,22 @@ def table(model_name: str, inputs: torch.Tensor, repeats: int) -> None:
         x = inputs.clone().requires_grad_(True)
         torch.autograd.grad(model(x)[:, 1].sum(), x)
 
-    forward_time = best_time(forward, repeats)
-    gradient_time = best_time(gradient, repeats)
-    print(f"\n{model_name}, batch {tuple(inputs.shape)}: plain forward {forward_time * 1000:.1f} ms, "
-          f"forward + input gradient {gradient_time * 1000:.1f} ms")
-    print("| composite | ms | / forward pass | zennit ms | / zennit |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"\n{model_name}, batch {tuple(inputs.shape)}")
+    print("| composite | ms | / forward pass | / forward + input gradient | zennit ms | / zennit |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in COMPOSITES:
         bounds = {"low": -3.0, "high": 3.0} if name == "epsilon_gamma_box" else {}
         explainer = LRP(name, **bounds)
-        seconds = best_time(lambda: explainer(model, inputs, targets), repeats)
+        functions = {"forward": forward, "gradient": gradient, "ours": lambda: explainer(model, inputs, targets)}
         reference = zennit_call(model, name, inputs, 1)
-        ref_seconds = best_time(reference, repeats) if reference else None
-        ref_cells = f"{ref_seconds * 1000:.1f} | {seconds / ref_seconds:.2f}" if ref_seconds else "- | -"
-        print(f"| {name} | {seconds * 1000:.1f} | {seconds / forward_time:.2f} | {ref_cells} |")
+        if reference is not None:
+            functions["zennit"] = reference
+        times = interleaved(functions, repeats)
+        ref_cells = f"{times['zennit'] * 1000:.1f} | {times['ours'] / times['zennit']:.2f}" if "zennit" in times else "- | -"
+        print(
+            f"| {name} | {times['ours'] * 1000:.1f} | {times['ours'] / times['forward']:.2f} | "
+            f"{times['ours'] / times['gradient']:.2f} | {ref_cells} |"
+        )
 
 
 def main() -> None:

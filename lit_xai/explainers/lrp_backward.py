@@ -112,7 +112,7 @@ class _Hooks:
         self.rules = rules
         self.settings = settings
         self.handles: list[RemovableHandle] = []
-        self.stash: dict[nn.Module, Any] = {}
+        self.stash: dict[Any, Any] = {}
         self.names = {module: name for name, module in model.named_modules()}
 
     def forward_hook(self, module: nn.Module, hook: Any) -> None:
@@ -176,9 +176,9 @@ class _Hooks:
     def apply_rule(self, layer: AffineLayer, rule: str, x: Tensor, output: Tensor) -> Tensor | None:
         if not isinstance(output, Tensor) or not (x.requires_grad or output.requires_grad):
             return None
-        output = output.detach() if rule not in OWN_FORWARD_RULES else output
         if rule in OWN_FORWARD_RULES:
             return scale_gradient(output, output_scale(rule, output, self.settings))
+        output = output.detach()
         return substitute(output, MODIFIED_RULES[rule](layer, x, output, self.settings))
 
     # --- layers that pass relevance unchanged -------------------------------------------------------
