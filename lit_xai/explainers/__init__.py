@@ -16,6 +16,7 @@ from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
 from lit_xai.explainers.noise_scale import optimal_noise_scale
 from lit_xai.explainers.occlusion import Occlusion
+from lit_xai.explainers.lrp import LRP, LayerLRP
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.rise import RISE
@@ -59,8 +60,10 @@ __all__ = [
     "InputXGradient",
     "IntegratedGradients",
     "KPCA_CAM",
+    "LRP",
     "LayerCAM",
     "LayerExplainer",
+    "LayerLRP",
     "Occlusion",
     "PolyCAM",
     "RISE",

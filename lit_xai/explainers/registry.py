@@ -19,6 +19,8 @@ from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
 from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.layers import SPATIAL_CONVS
+from lit_xai.explainers.lrp import LRP
+from lit_xai.explainers.lrp_backward import lrp_applies
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.rise import RISE
@@ -95,6 +97,7 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "arglens": (lambda: ArgLens(scales=SPECTRAL_SCALES, samples=4), always),
     "rise": (lambda: RISE(masks=500), always),
     "occlusion": (lambda: Occlusion(window=16, stride=8), always),
+    "lrp": (LRP, lrp_applies),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),

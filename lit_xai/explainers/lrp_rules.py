@@ -1,0 +1,299 @@
+"""LRP rules as gradient modifiers: what a linear layer's backward pass does to the relevance it receives.
+
+Relevance is what flows backward. A layer with input `x` and output `y` receives the relevance `R` of
+its outputs as the "gradient" and hands `R_in` to its input. Every rule here is written as a small
+autograd graph `t(x)` whose ordinary backward pass maps `R` to `R_in`; the layer's forward hook then
+returns a tensor with the value of `y` and the gradient of `t` (`substitute(y, t)`), so one forward pass
+and one backward pass give the relevance of every layer (the "gradient trick"). Two helpers build `t`:
+
+* `relay(x, m)`: value `m` (a modified input: `x`, `x+`, `x-`, a bound, ones), backward `g -> m * g`,
+  i.e. the `a_j` factor of `R_j = a_j sum_k w_jk R_k / z_k` applied on the input side;
+* `z / stabilize(z).detach()`: backward `g -> g / z_stabilised`, the normalisation on the output side.
+
+With `W`, `b` the layer's weights and bias (a following BatchNorm merged in), `W+ = max(W, 0)`,
+`W- = min(W, 0)`, `x+ = max(x, 0)`, `x- = min(x, 0)`, `s(z) = z + eps * sign(z)` (sign(0) = +1), the rules
+are zennit's (Anders et al., "Software for Dataset-wide XAI", 2021), which follow Montavon et al.,
+"Layer-Wise Relevance Propagation: An Overview" (2019):
+
+| rule | R_in |
+| --- | --- |
+| `zero` (LRP-0) | `x * W^T (R / z)`, `z = Wx + b`; nothing flows through a unit with `z = 0` |
+| `epsilon` | `x * W^T (R / s_eps(z))` |
+| `gamma` | `x+ (W + g W+)^T u+ + x- (W + g W-)^T u+ + x+ (W + g W-)^T u- + x- (W + g W+)^T u-`, `u+ = 1[z > 0] R / s(z+)`, `u- = 1[z < 0] R / s(z-)`, `z+ = (W + g W+) x+ + (W + g W-) x- + b + g b+`, `z- = (W + g W-) x+ + (W + g W+) x- + b + g b-` |
+| `alpha_beta` | `alpha (x+ W+^T + x- W-^T)(R / s(z+)) - beta (x+ W-^T + x- W+^T)(R / s(z-))`, `z+ = W+ x+ + W- x- + b+`, `z- = W- x+ + W+ x- + b-` |
+| `z_plus` | `alpha_beta` with alpha = 1, beta = 0 |
+| `flat` | `1^T (R / s(1 1))`: every input of a unit's receptive field gets an equal share |
+| `w_square` | `(W^2)^T (R / s(W^2 1 + b^2))` |
+| `z_box` | `x W^T u - l W+^T u - h W-^T u`, `u = R / s(Wx - W+ l - W- h)`, `l <= x <= h` the input's bounds |
+
+`alpha_beta` and `z_plus` conserve `alpha - beta` (= 1) times the relevance of the units they see, less
+what the biases and stabilisers absorb; the others conserve it up to the bias and stabiliser shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+RULES = ("zero", "epsilon", "gamma", "alpha_beta", "z_plus", "flat", "w_square", "z_box")
+OWN_FORWARD_RULES = ("zero", "epsilon")
+"""Rules whose graph is the layer's own forward pass (a relay on its input, a rescaled gradient at its output)."""
+
+class _Substitute(torch.autograd.Function):
+    """Value of `y`, gradient routed to `t` (which has `y`'s shape): the layer's output carries the rule."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, t: Tensor) -> Tensor:
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, grad
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity in the forward pass; backward `g -> g * scale`."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, scale: Tensor) -> Tensor:
+        ctx.save_for_backward(scale)
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+class _Relay(torch.autograd.Function):
+    """Value `value` (a modified copy of `x`), backward `g -> g * scale` into `x` (`g` when scale is None)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
+        ctx.has_scale = scale is not None
+        if scale is not None:
+            ctx.save_for_backward(scale)
+        return value.view_as(value)  # only ever read by the rule's own layer call, never modified in place
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        if not ctx.has_scale:
+            return grad, None, None
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None, None
+
+
+def substitute(y: Tensor, t: Tensor) -> Tensor:
+    """A tensor equal to `y` whose gradient flows into `t` instead of `y`'s own graph."""
+    if not t.requires_grad:
+        return y
+    return _Substitute.apply(y.detach(), t)
+
+
+def scale_gradient(y: Tensor, scale: Tensor) -> Tensor:
+    """`y` unchanged, its incoming gradient multiplied by `scale` on the way back."""
+    if not y.requires_grad:
+        return y
+    return _ScaleGradient.apply(y, scale.detach())
+
+
+def relay(x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
+    """`value` in the forward pass, `g * scale` into `x` in the backward pass (`g` when scale is None)."""
+    value = value.detach()
+    if not x.requires_grad:
+        return value
+    return _Relay.apply(x, value, None if scale is None else scale.detach())
+
+
+def stabilize(z: Tensor, epsilon: float) -> Tensor:
+    """`z + epsilon * sign(z)` with sign(0) = +1 (zennit's stabiliser): never zero for epsilon > 0."""
+    return torch.where(z >= 0, z + epsilon, z - epsilon)
+
+
+def safe_reciprocal(z: Tensor) -> Tensor:
+    """`1 / z`, and 0 where `z = 0` (LRP-0: no relevance flows through a unit without pre-activation)."""
+    zero = z == 0
+    return torch.where(zero, torch.zeros_like(z), 1.0 / torch.where(zero, torch.ones_like(z), z))
+
+
+def normalised(z: Tensor, epsilon: float) -> Tensor:
+    """`z` with backward `g -> g / s(z)`."""
+    return z / stabilize(z.detach(), epsilon)
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Hyper-parameters shared by the rules of one explainer."""
+
+    epsilon: float = 1e-6
+    gamma: float = 0.25
+    alpha: float = 2.0
+    beta: float = 1.0
+    stabilizer: float = 1e-6
+    low: Any = None
+    high: Any = None
+
+
+class AffineLayer:
+    """A Conv1d / Conv2d / Linear, with the BatchNorm that follows it merged in when there is one.
+
+    Merging (what canonizers do): with `s = gamma / sqrt(running_var + eps)`, the pair computes
+    `W' x + b'` with `W' = s * W` (per output channel) and `b' = (b - running_mean) * s + beta`. The
+    merged parameters are computed here, detached, on every call; the modules are never modified.
+    """
+
+    def __init__(self, name: str, module: nn.Module, batch_norm: nn.Module | None = None, batch_norm_name: str | None = None) -> None:
+        self.name = name
+        self.module = module
+        self.batch_norm = batch_norm
+        self.batch_norm_name = batch_norm_name
+
+    @property
+    def end(self) -> nn.Module:
+        """The module whose output is the (merged) layer's output."""
+        return self.module if self.batch_norm is None else self.batch_norm
+
+    def parameters(self) -> tuple[Tensor, Tensor | None]:
+        weight = self.module.weight.detach()
+        bias = None if self.module.bias is None else self.module.bias.detach()
+        norm = self.batch_norm
+        if norm is None:
+            return weight, bias
+        scale = (norm.running_var.detach() + norm.eps).rsqrt()
+        if norm.weight is not None:
+            scale = scale * norm.weight.detach()
+        shift = -norm.running_mean.detach() if bias is None else bias - norm.running_mean.detach()
+        merged_bias = shift * scale
+        if norm.bias is not None:
+            merged_bias = merged_bias + norm.bias.detach()
+        return weight * scale.view(-1, *([1] * (weight.ndim - 1))), merged_bias
+
+    def apply(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The layer's operation (stride, padding, dilation, groups, padding mode) with other parameters."""
+        if isinstance(self.module, nn.Linear):
+            return F.linear(x, weight, bias)
+        return self.module._conv_forward(x, weight, bias)
+
+
+def _pos(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clamp(min=0)
+
+
+def _neg(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clamp(max=0)
+
+
+def _two_sided(layer: AffineLayer, x: Tensor, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None) -> Tensor:
+    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`; the `x-` term (and its weights, built by
+    `w_on_neg()`) is skipped when x >= 0, e.g. after a ReLU."""
+    has_negative = bool((x.detach() < 0).any())
+    positive = x.detach().clamp(min=0) if has_negative else x.detach()
+    z = layer.apply(relay(x, positive, positive), w_on_pos, bias)
+    if has_negative:
+        negative = x.detach().clamp(max=0)
+        z = z + layer.apply(relay(x, negative, negative), w_on_neg(), None)
+    return z
+
+
+def z_plus_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    z = _two_sided(layer, x, weight.clamp(min=0), lambda: weight.clamp(max=0), _pos(bias))
+    return normalised(z, settings.stabilizer)
+
+
+def alpha_beta_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    positive = weight.clamp(min=0)
+    negative = weight - positive  # = min(W, 0) exactly
+    t = settings.alpha * normalised(_two_sided(layer, x, positive, lambda: negative, _pos(bias)), settings.stabilizer)
+    if settings.beta != 0:
+        t = t - settings.beta * normalised(_two_sided(layer, x, negative, lambda: positive, _neg(bias)), settings.stabilizer)
+    return t
+
+
+def gamma_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    g = settings.gamma
+    positive = weight.clamp(min=0)
+    up = weight + g * positive
+    down = weight + g * (weight - positive)
+    up_bias = None if bias is None else bias + g * bias.clamp(min=0)
+    down_bias = None if bias is None else bias + g * bias.clamp(max=0)
+    y = y.detach()
+    t = normalised(_two_sided(layer, x, up, lambda: down, up_bias), settings.stabilizer) * (y > 0).to(y.dtype)
+    return t + normalised(_two_sided(layer, x, down, lambda: up, down_bias), settings.stabilizer) * (y < 0).to(y.dtype)
+
+
+def flat_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, _ = layer.parameters()
+    ones = torch.ones_like(x.detach())
+    return normalised(layer.apply(relay(x, ones, None), torch.ones_like(weight), None), settings.stabilizer)
+
+
+def w_square_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    ones = torch.ones_like(x.detach())
+    z = layer.apply(relay(x, ones, None), weight**2, None if bias is None else bias**2)
+    return normalised(z, settings.stabilizer)
+
+
+def input_bound(bound: Any, x: Tensor, lowest: bool) -> Tensor:
+    """`low` / `high` as a tensor broadcast to `x`. None: each sample's per-channel minimum (maximum) over
+    its positions (over its features for a `(B, F)` input); a float: everywhere; a list: one value per
+    channel; a tensor: `x.ndim` dimensions (or 0), broadcastable to `x`."""
+    x = x.detach()
+    if bound is None:
+        dims = tuple(range(2, x.ndim)) if x.ndim > 2 else (1,)
+        value = x.amin(dim=dims, keepdim=True) if lowest else x.amax(dim=dims, keepdim=True)
+    elif isinstance(bound, (int, float)):
+        value = torch.full((), float(bound), dtype=x.dtype, device=x.device)
+    elif isinstance(bound, (list, tuple)):
+        if len(bound) != x.shape[1]:
+            raise ValueError(f"z_box bounds need one value per input channel ({x.shape[1]}), got {len(bound)}")
+        value = torch.tensor([float(v) for v in bound], dtype=x.dtype, device=x.device).view(1, -1, *([1] * (x.ndim - 2)))
+    elif isinstance(bound, Tensor):
+        value = bound.detach().to(dtype=x.dtype, device=x.device)
+        if value.ndim not in (0, x.ndim):
+            raise ValueError(
+                f"a z_box bound tensor must have {x.ndim} dimensions like the layer input {tuple(x.shape)} "
+                f"(e.g. shape (1, C, 1, 1)) or be a scalar, got shape {tuple(value.shape)}"
+            )
+    else:
+        raise ValueError(f"z_box bounds must be None, a float, a list of floats per channel or a tensor, got {bound!r}")
+    try:
+        return value.expand_as(x)
+    except RuntimeError:
+        raise ValueError(f"z_box bound of shape {tuple(value.shape)} does not broadcast to the layer input {tuple(x.shape)}") from None
+
+
+def z_box_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    low, high = input_bound(settings.low, x, True), input_bound(settings.high, x, False)
+    z = layer.apply(relay(x, x, x), weight, bias)
+    z = z - layer.apply(relay(x, low, low), weight.clamp(min=0), _pos(bias))
+    z = z - layer.apply(relay(x, high, high), weight.clamp(max=0), _neg(bias))
+    return normalised(z, settings.stabilizer)
+
+
+MODIFIED_RULES: dict[str, Callable[[AffineLayer, Tensor, Tensor, RuleSettings], Tensor]] = {
+    "gamma": gamma_rule,
+    "alpha_beta": alpha_beta_rule,
+    "z_plus": z_plus_rule,
+    "flat": flat_rule,
+    "w_square": w_square_rule,
+    "z_box": z_box_rule,
+}
+"""Rules that need a modified forward pass of the layer (other weights or inputs)."""
+
+
+def output_scale(rule: str, y: Tensor, settings: RuleSettings) -> Tensor:
+    """The backward factor at a layer's output for the own-forward rules: 1 / z (LRP-0) or 1 / s_eps(z)."""
+    y = y.detach()
+    if rule == "zero":
+        return safe_reciprocal(y)
+    return 1.0 / stabilize(y, settings.epsilon)
