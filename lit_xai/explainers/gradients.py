@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.layers import captured_output, get_layer
+from lit_xai.explainers.tokens import TokenView
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
 
@@ -30,15 +31,22 @@ class LayerGradients:
 def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
     """Run `model(inputs)` once; return the outputs and the activations of every named layer.
 
-    The names must be in the order the forward pass runs them (shallow to deep); every layer must output
-    `(B, K, *spatial)` like the inputs. Hooks are removed on exit, also when this raises.
+    The names must be in the order the forward pass runs them (shallow to deep); every layer's output is
+    seen as `(B, K, *spatial)` like the inputs (transformer tokens are rearranged, `tokens.spatial_view`).
+    Hooks are removed on exit, also when this raises.
     """
+    outputs, activations, _ = forward_with_views(model, names, inputs)
+    return outputs, activations
+
+
+def forward_with_views(model: nn.Module, names: Sequence[str], inputs: Tensor) -> tuple[Tensor, list[Tensor], list[TokenView]]:
+    """`forward_with_layers`, plus each layer's `TokenView` (how its output maps to the activations)."""
     layers = [get_layer(model, name) for name in names]
     order: list[str] = []
     with ExitStack() as stack:
         captured = []
         for layer, name in zip(layers, names):
-            captured.append(stack.enter_context(captured_output(layer, name)))
+            captured.append(stack.enter_context(captured_output(layer, name, tuple(inputs.shape))))
             handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
             stack.callback(handle.remove)
         outputs = model_outputs(model, inputs)
@@ -50,14 +58,7 @@ def forward_with_layers(model: nn.Module, names: Sequence[str], inputs: Tensor) 
             f"target_layers must be ordered shallow to deep, as the forward pass runs them: got {list(names)}, "
             f"the forward pass runs them as {order}"
         )
-    activations = [found[0] for found in captured]
-    for name, tensor in zip(names, activations):
-        if tensor.ndim != inputs.ndim or tensor.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"target layer {name!r} outputs shape {tuple(tensor.shape)}, which is not (B, K, *spatial) like the "
-                f"inputs {tuple(inputs.shape)}; choose convolutional layers or blocks"
-            )
-    return outputs, activations
+    return outputs, [found[0][0] for found in captured], [found[0][1] for found in captured]
 
 
 def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:

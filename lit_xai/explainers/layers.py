@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from torch import Tensor, nn
+
+from lit_xai.explainers.tokens import TokenView, current_reshape, spatial_view
 
 SPATIAL_CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -46,22 +49,25 @@ def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
 
 
 @contextmanager
-def captured_output(layer: nn.Module, name: str) -> Iterator[list[Tensor]]:
-    """Collect the layer's output during the forward passes run inside the block.
+def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...]) -> Iterator[list[tuple[Tensor, TokenView]]]:
+    """Collect the layer's output, seen as `(B, D, *spatial)` (`tokens.spatial_view`: conv maps as they are,
+    transformer tokens rearranged), and its `TokenView`, during the forward passes run inside the block.
 
-    The hook hands a clone downstream, so the captured tensor is the layer's own output even when the
-    next module works in place (`ReLU(inplace=True)`), and gradients with respect to it are exact.
-    The hook is removed on exit, also when the block raises.
+    The hook hands `view.to_output(spatial)` downstream (a clone for conv maps), so the captured tensor
+    is the layer's own output even when the next module works in place (`ReLU(inplace=True)`), and
+    gradients with respect to it are exact. The hook is removed on exit, also when the block raises.
     """
-    captured: list[Tensor] = []
+    captured: list[tuple[Tensor, TokenView]] = []
 
     def hook(module: nn.Module, args: object, output: object) -> Tensor:
         if not isinstance(output, Tensor):
             raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
         if captured:
             raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
-        captured.append(output)
-        return output.clone()
+        view = dataclasses.replace(spatial_view(output, inputs_shape, current_reshape(), name), output=output.detach())
+        spatial = view.to_spatial(output)
+        captured.append((spatial, view))
+        return view.to_output(spatial, output)
 
     handle = layer.register_forward_hook(hook)
     try:

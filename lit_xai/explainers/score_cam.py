@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import abc
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.explainers.cam import LayerExplainer
-from lit_xai.explainers.gradients import forward_with_activations
+from lit_xai.explainers.gradients import forward_with_views
 from lit_xai.explainers.layers import replaced_output
+from lit_xai.explainers.tokens import Reshape, TokenView
 from lit_xai.explainers.scoring import masked_target_scores
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import weighted_channel_sum
@@ -22,21 +24,26 @@ class ForwardWeightedCAM(LayerExplainer):
     `L^c = ReLU(sum_k w_k A_k)` with `w` from `channel_weights`; those passes are batched by
     `internal_batch_size` and keep no activations."""
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64) -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", internal_batch_size: int = 64,
+        reshape: Optional[Reshape] = None,
+    ) -> None:
+        super().__init__(target_layer, upsample, reshape)
         self.internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
 
     @abc.abstractmethod
     def channel_weights(
-        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
+        view: TokenView,
     ) -> Tensor:
-        """`(B, K)` weights, given the unperturbed outputs and activations (called without gradients)."""
+        """`(B, K)` weights, given the unperturbed outputs and activations and how the layer's output maps to
+        them (`view`), called without gradients."""
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
         with torch.no_grad():
-            outputs, activations = forward_with_activations(model, layer_name, inputs)
+            outputs, (activations,), (view,) = forward_with_views(model, [layer_name], inputs)
             targets = resolve_targets(outputs, targets)
-            weights = self.channel_weights(model, layer_name, inputs, outputs, activations, targets)
+            weights = self.channel_weights(model, layer_name, inputs, outputs, activations, targets, view)
         return torch.relu(weighted_channel_sum(weights, activations))
 
 
@@ -54,15 +61,20 @@ class ScoreCAM(ForwardWeightedCAM):
     """
 
     def channel_weights(
-        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
+        view: TokenView,
     ) -> Tensor:
         return torch.softmax(masked_target_scores(model, inputs, activations, targets, self.internal_batch_size), dim=1)
 
 
 def ablated_scores(
-    model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int
+    model: nn.Module, layer_name: str, inputs: Tensor, activations: Tensor, targets: Tensor | None, internal_batch_size: int,
+    view: TokenView,
 ) -> Tensor:
-    """`(B, K)`: target score of each sample with channel k of the layer's output set to zero."""
+    """`(B, K)`: target score of each sample with channel k of the layer's output set to zero.
+
+    `activations` are the layer's output seen as `(B, K, *s)`; for transformer tokens (`view`) channel k
+    is zeroed at the patch tokens and the class token is kept as it was (`view.to_output`)."""
     batch, channels = activations.shape[:2]
     scores = torch.empty(batch * channels, dtype=activations.dtype, device=activations.device)
     for start in range(0, batch * channels, internal_batch_size):
@@ -70,7 +82,7 @@ def ablated_scores(
         sample, channel = pairs // channels, pairs % channels
         ablated = activations[sample].clone()
         ablated[torch.arange(len(pairs), device=inputs.device), channel] = 0
-        with replaced_output(model, layer_name, ablated):
+        with replaced_output(model, layer_name, view.to_output(ablated, view.output[sample])):
             outputs = model_outputs(model, inputs[sample])
         scores[pairs] = select_scores(outputs, None if targets is None else targets[sample])
     return scores.view(batch, channels)
@@ -90,7 +102,8 @@ class AblationCAM(ForwardWeightedCAM):
     """
 
     def channel_weights(
-        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
+        view: TokenView,
     ) -> Tensor:
         base = select_scores(outputs, targets).unsqueeze(1)
-        return (base - ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size)) / base
+        return (base - ablated_scores(model, layer_name, inputs, activations, targets, self.internal_batch_size, view)) / base
