@@ -1,5 +1,6 @@
 """Explanation methods: `explainer(model, inputs, targets=None) -> (B, *spatial)` saliency (DESIGN.md)."""
 
+from lit_xai.explainers.attention import AttentionRollout, LeGrad
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.baselines import BankBaselines, BaselineSource, DataBaselines, GaussianBaselines, ZeroBaseline
 from lit_xai.explainers.cam import GradientCAM, LayerExplainer
@@ -8,6 +9,7 @@ from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAM
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.head_decomposition import HeadDecomposition, head_localisation
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
@@ -16,6 +18,7 @@ from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 __all__ = [
     "AblationCAM",
+    "AttentionRollout",
     "BankBaselines",
     "BaselineSource",
     "CenterSaliency",
@@ -31,9 +34,11 @@ __all__ = [
     "GuidedBackprop",
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
+    "HeadDecomposition",
     "HiResCAM",
     "LayerCAM",
     "LayerExplainer",
+    "LeGrad",
     "PolyCAM",
     "RandomSaliency",
     "ScoreCAM",
@@ -42,4 +47,5 @@ __all__ = [
     "XGradCAM",
     "ZeroBaseline",
     "find_polycam_layers",
+    "head_localisation",
 ]
