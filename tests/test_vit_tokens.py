@@ -207,7 +207,7 @@ def test_layouts_are_recognised_and_unknown_ones_raise() -> None:
     assert torch.equal(view.to_output(spatial, output), output)
     with pytest.raises(ValueError, match="neither 6 .*nor 7 tokens form a patch grid of the 32x32 input"):
         spatial_view(torch.zeros(2, 7, 8), (2, 3, 32, 32), name="blocks.0")
-    with pytest.raises(ValueError, match="which is neither"):
+    with pytest.raises(ValueError, match=r"which is not \(B, K, \*spatial\)"):
         spatial_view(torch.zeros(2, 8), images)
     with pytest.raises(ValueError, match="reshape="):
         ours.GradCAM(target_layer="embed")(Tokens(7), torch.randn(2, 3, 32, 32))

@@ -50,7 +50,10 @@ def forward_with_views(model: nn.Module, names: Sequence[str], inputs: Tensor) -
             handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
             stack.callback(handle.remove)
         outputs = model_outputs(model, inputs)
-    missing = [name for name, found in zip(names, captured) if not found]
+    for capture in captured:
+        if capture.error is not None:
+            raise capture.error
+    missing = [name for name, capture in zip(names, captured) if not capture.found]
     if missing:
         raise ValueError(f"target layers {missing} did not run in the model's forward pass; choose layers that forward uses")
     if order != list(names):
@@ -58,7 +61,7 @@ def forward_with_views(model: nn.Module, names: Sequence[str], inputs: Tensor) -
             f"target_layers must be ordered shallow to deep, as the forward pass runs them: got {list(names)}, "
             f"the forward pass runs them as {order}"
         )
-    return outputs, [found[0][0] for found in captured], [found[0][1] for found in captured]
+    return outputs, [capture.found[0][0] for capture in captured], [capture.found[0][1] for capture in captured]
 
 
 def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:

@@ -48,8 +48,17 @@ def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
     return default if isinstance(default, str) else last_conv_layer(model)
 
 
+@dataclasses.dataclass
+class LayerCapture:
+    """What `captured_output` saw: `(spatial activations, TokenView)` per forward pass, or the error that
+    the layer's output raised (kept until the pass is over, so it is not reported as a model failure)."""
+
+    found: list[tuple[Tensor, TokenView]] = dataclasses.field(default_factory=list)
+    error: Exception | None = None
+
+
 @contextmanager
-def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...]) -> Iterator[list[tuple[Tensor, TokenView]]]:
+def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...]) -> Iterator[LayerCapture]:
     """Collect the layer's output, seen as `(B, D, *spatial)` (`tokens.spatial_view`: conv maps as they are,
     transformer tokens rearranged), and its `TokenView`, during the forward passes run inside the block.
 
@@ -57,16 +66,20 @@ def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...]) 
     is the layer's own output even when the next module works in place (`ReLU(inplace=True)`), and
     gradients with respect to it are exact. The hook is removed on exit, also when the block raises.
     """
-    captured: list[tuple[Tensor, TokenView]] = []
+    captured = LayerCapture()
 
-    def hook(module: nn.Module, args: object, output: object) -> Tensor:
+    def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
         if not isinstance(output, Tensor):
             raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
-        if captured:
+        if captured.found:
             raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
-        view = dataclasses.replace(spatial_view(output, inputs_shape, current_reshape(), name), output=output.detach())
+        try:
+            view = dataclasses.replace(spatial_view(output, inputs_shape, current_reshape(), name), output=output.detach())
+        except ValueError as error:
+            captured.error = error
+            return None
         spatial = view.to_spatial(output)
-        captured.append((spatial, view))
+        captured.found.append((spatial, view))
         return view.to_output(spatial, output)
 
     handle = layer.register_forward_hook(hook)

@@ -185,6 +185,6 @@ def spatial_view(output: Tensor, inputs_shape: tuple[int, ...], reshape: Optiona
             f"{tokens} tokens form a patch grid of the {size[0]}x{size[1]} input; {hint}"
         )
     raise ValueError(
-        f"{layer} outputs shape {tuple(output.shape)}, which is neither (B, K, *spatial) like the inputs "
-        f"{tuple(inputs_shape)}, nor tokens (B, N + 1, D) / (B, h, w, D) on a patch grid of the input; {hint}"
+        f"{layer} outputs shape {tuple(output.shape)}, which is not (B, K, *spatial) like the inputs "
+        f"{tuple(inputs_shape)} nor transformer tokens (B, N + 1, D) / (B, h, w, D) on a patch grid of the input; {hint}"
     )
