@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+from torchvision.models import VisionTransformer
 
+from lit_xai.explainers.attention import AttentionRollout, LeGrad
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.center_saliency import CenterSaliency
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.head_decomposition import HeadDecomposition
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
@@ -25,6 +28,11 @@ def has_conv(model: nn.Module) -> bool:
 
 def has_relu(model: nn.Module) -> bool:
     return any(isinstance(m, nn.ReLU) for m in model.modules())
+
+
+def is_vit(model: nn.Module) -> bool:
+    """The model holds one torchvision VisionTransformer (what the attention methods read)."""
+    return sum(isinstance(m, VisionTransformer) for m in model.modules()) == 1
 
 
 def always(model: nn.Module) -> bool:
@@ -46,6 +54,9 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "guided_expected_gradcam": (GuidedExpectedGradCAM, has_conv),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
+    "attention_rollout": (AttentionRollout, is_vit),
+    "legrad": (LeGrad, is_vit),
+    "head_decomposition": (HeadDecomposition, is_vit),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),
