@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import functools
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
 
+from lit_xai.callbacks import ExplainerCallback
+from lit_xai.cli import build_cli
 from lit_xai.datamodules.shapes import ShapesDataModule
 from lit_xai.explainers import AttentionRollout, GradCAM, HeadDecomposition, LeGrad, RandomSaliency, head_localisation
 from lit_xai.explainers.registry import default_explainers
@@ -78,6 +81,17 @@ def test_registry_adds_the_transformer_methods_to_vits_only() -> None:
     assert transformer_methods <= set(default_explainers(vit))
     assert not transformer_methods & set(default_explainers(cnn))
     assert "gradcam" in default_explainers(vit) and "guided_backprop" not in default_explainers(vit)
+
+
+def test_shapes_vit_tiny_config_builds_with_the_transformer_methods(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "shapes_vit_tiny.yaml"
+    cli = build_cli(["-c", str(config), f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert cli.model.hparams.backbone == "vit_tiny" and cli.datamodule.return_annotations
+    assert cli.model.default_target_layer == "net.encoder.layers.encoder_layer_3.ln_1"
+    callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
+    kinds = {type(e).__name__ for e in callback.explainers.values()}
+    assert {"AttentionRollout", "LeGrad", "HeadDecomposition", "GradCAM", "RandomSaliency"} <= kinds
+    assert {"PointingGame", "EnergyPointingGame"} <= {type(m).__name__ for m in callback.metric_templates.values()}
 
 
 @pytest.mark.parametrize("backbone", ["vit_tiny"])
