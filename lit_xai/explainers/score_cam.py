@@ -96,9 +96,11 @@ class AblationCAM(ForwardWeightedCAM):
 
     y^c_k is the raw target score when channel k of the target layer's output is set to zero. (The
     paper ablates by zeroing; pytorch-grad-cam does the same when the layer's minimum activation is 0,
-    as after a ReLU, and uses min - 1e7 otherwise.) The B x K ablated passes run without gradients in
-    batches of `internal_batch_size`; the target layer is swapped for its ablated activations
-    (so it is not recomputed), the layers before it are.
+    as after a ReLU, and uses min - 1e7 otherwise.) On transformer tokens (`lit_xai.explainers.tokens`)
+    channel k is zeroed at the patch tokens and the class token is kept; pytorch-grad-cam's
+    `AblationLayerVit` writes min - 1e7 into every token, the class token included. The B x K ablated
+    passes run without gradients in batches of `internal_batch_size`; the target layer is swapped for its
+    ablated activations (so it is not recomputed), the layers before it are.
     """
 
     def channel_weights(
