@@ -13,7 +13,7 @@ import torch
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
-from torchvision.models import VisionTransformer, vit_b_16
+from torchvision.models import VisionTransformer
 from torchvision.models.swin_transformer import SwinTransformer
 
 import lit_xai.explainers as ours
@@ -70,23 +70,20 @@ def small_vit(image_size: int = 32) -> nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def vit_b16() -> nn.Module:
+def test_gradient_cams_on_vit_b_16_match_pytorch_grad_cam() -> None:
+    """torchvision's vit_b_16 (random weights, 64 px: a 4x4 patch grid), built by ImageClassifier."""
     torch.manual_seed(0)
-    model = vit_b_16(image_size=64, num_classes=10)
-    nn.init.normal_(model.heads.head.weight, std=0.05)  # torchvision zero-initialises the head
-    return model.eval()
-
-
-@pytest.mark.parametrize("method", ["GradCAM", "GradCAMPlusPlus"])
-def test_gradient_cams_on_vit_b_16_match_pytorch_grad_cam(vit_b16: nn.Module, method: str) -> None:
-    layer = "encoder.layers.encoder_layer_11.ln_1"
+    classifier = ImageClassifier(num_classes=10, input_shape=(3, 64, 64), backbone="vit_b_16")
+    model, layer = classifier.net.eval(), "encoder.layers.encoder_layer_11.ln_1"
+    assert classifier.default_target_layer == f"net.{layer}"
     inputs = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    options = {"eps": 1e-6} if method == "GradCAMPlusPlus" else {}
-    raw = our_map(method, vit_b16, layer, inputs, **options)
-    assert raw.shape == (2, 4, 4) and (raw.flatten(1).amax(1) > 0).all()
-    expected = reference_map(method, vit_b16, layer, inputs, vit_reshape(4, 4))
-    np.testing.assert_allclose(postprocess(raw, 64, 64), expected, atol=1e-4)
+    copy_for_reference = copy.deepcopy(model)  # pytorch-grad-cam fills parameter .grad
+    for method, options in (("GradCAM", {}), ("GradCAMPlusPlus", {"eps": 1e-6})):
+        raw = our_map(method, model, layer, inputs, **options)
+        assert raw.shape == (2, 4, 4) and (raw.flatten(1).amax(1) > 0).all()
+        cam = getattr(ref, method)(model=copy_for_reference, target_layers=[copy_for_reference.get_submodule(layer)], reshape_transform=vit_reshape(4, 4))
+        expected = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(t) for t in TARGETS])
+        np.testing.assert_allclose(postprocess(raw, 64, 64), expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["ScoreCAM", "AblationCAM"])
@@ -219,8 +216,6 @@ def test_imageclassifier_vit_and_swin_backbones() -> None:
     assert tiny.net.patch_size == 4 and len(tiny.net.encoder.layers) == 4 and tiny(torch.randn(2, 3, 32, 32)).shape == (2, 6)
     grey = ImageClassifier(num_classes=3, input_shape=(1, 16, 16), backbone="vit_tiny")
     assert grey(torch.randn(1, 1, 16, 16)).shape == (1, 3)
-    vit = ImageClassifier(num_classes=5, input_shape=(3, 64, 64), backbone="vit_b_32")
-    assert vit.default_target_layer == "net.encoder.layers.encoder_layer_11.ln_1" and vit(torch.randn(1, 3, 64, 64)).shape == (1, 5)
     swin = ImageClassifier(num_classes=5, input_shape=(3, 64, 64), backbone="swin_t")
     assert swin.default_target_layer == "net.features.7" and swin(torch.randn(1, 3, 64, 64)).shape == (1, 5)
     with pytest.raises(ValueError, match="multiple of 16"):
