@@ -73,6 +73,23 @@ def test_vit_tiny_learns_the_shapes_and_attention_methods_point_at_them() -> Non
         assert pointing >= random_pointing + 0.2, (name, pointing, random_pointing)
         assert energy >= random_energy + 0.06, (name, energy, random_energy)
 
+    # the same methods inside Lightning's validate loop (inference mode), fed the masks by the callback
+    explainers = {name: methods[name] for name in ("rollout", "legrad", "head_decomposition", "random")}
+    callback = ExplainerCallback(
+        explainers=explainers, metrics=[PointingGame(tolerance=0), EnergyPointingGame()], probe_size=64, log_images=0, print_table=False
+    )
+    annotated = ShapesDataModule(train_size=8, val_size=64, test_size=8, batch_size=32, seed=2, return_annotations=True)
+    with single_thread(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pl.Trainer(
+            accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, callbacks=[callback],
+        ).validate(model, annotated, verbose=False)
+    results = callback.results["validate"]
+    assert not callback.errors and set(results) == set(explainers)
+    for name in ("rollout", "legrad", "head_decomposition"):
+        assert results[name]["pointing_game"] >= results["random"]["pointing_game"] + 0.2, (name, results)
+
 
 def test_registry_adds_the_transformer_methods_to_vits_only() -> None:
     vit = ImageClassifier(num_classes=3, input_shape=(3, 16, 16), backbone="vit_tiny")
