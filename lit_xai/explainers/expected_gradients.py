@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from lit_xai.explainers.baselines import BaselineSource, pair_normal
 from lit_xai.explainers.gradients import forward_with_activations
+from lit_xai.explainers.tokens import current_reshape
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.targets import resolve_targets, select_scores
 
@@ -71,7 +72,10 @@ class BankActivationCache:
         self.value: tuple[Tensor, Tensor] | None = None
 
     def get(self, model: nn.Module, layer_name: str, bank: Tensor, internal_batch_size: int) -> tuple[Tensor, Tensor]:
-        key = (id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model))
+        key = (
+            id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model),
+            current_reshape(),  # the layer's layout (a reshape= override) shapes the activations
+        )
         if self.key != key or self.value is None:
             outputs, activations = [], []
             with torch.no_grad():
