@@ -81,7 +81,9 @@ def test_gradient_cams_on_vit_b_16_match_pytorch_grad_cam() -> None:
     for method, options in (("GradCAM", {}), ("GradCAMPlusPlus", {"eps": 1e-6})):
         raw = our_map(method, model, layer, inputs, **options)
         assert raw.shape == (2, 4, 4) and (raw.flatten(1).amax(1) > 0).all()
-        cam = getattr(ref, method)(model=copy_for_reference, target_layers=[copy_for_reference.get_submodule(layer)], reshape_transform=vit_reshape(4, 4))
+        cam = getattr(ref, method)(
+            model=copy_for_reference, target_layers=[copy_for_reference.get_submodule(layer)], reshape_transform=vit_reshape(4, 4)
+        )
         expected = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(t) for t in TARGETS])
         np.testing.assert_allclose(postprocess(raw, 64, 64), expected, atol=1e-4)
 

@@ -135,7 +135,11 @@ class GuidedGradCAM(LayerExplainer):
     """
 
     def __init__(
-        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", reduce: str = "abs_sum", reshape: Optional[Reshape] = None
+        self,
+        target_layer: str | None = None,
+        upsample: UpsampleMode = "bilinear",
+        reduce: str = "abs_sum",
+        reshape: Optional[Reshape] = None,
     ) -> None:
         super().__init__(target_layer, upsample, reshape)
         if isinstance(self.upsample, str) and self.upsample == "none":

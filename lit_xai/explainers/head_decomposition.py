@@ -162,7 +162,9 @@ def localisation_iou(maps: Tensor, masks: Tensor) -> Tensor:
     return inter / union.clamp_min(1)
 
 
-def head_localisation(model: nn.Module, datamodule: object, alpha: float = 5.0, median: int = 3, max_batches: Optional[int] = None) -> Tensor:
+def head_localisation(
+    model: nn.Module, datamodule: object, alpha: float = 5.0, median: int = 3, max_batches: Optional[int] = None
+) -> Tensor:
     """CHILI's head weights `(L, H)` on a probing set with masks (the datamodule's validation batches
     `(images, labels, masks, ...)`, e.g. `ShapesDataModule(return_annotations=True)`):
 

@@ -160,7 +160,10 @@ def spatial_view(output: Tensor, inputs_shape: tuple[int, ...], reshape: Optiona
         spatial = reshape(output)
         if not isinstance(spatial, Tensor) or spatial.ndim != len(inputs_shape) or spatial.shape[0] != batch:
             shape = tuple(spatial.shape) if isinstance(spatial, Tensor) else type(spatial).__name__
-            raise ValueError(f"reshape must map {layer}'s output {tuple(output.shape)} to (B, D, *spatial) like the inputs {tuple(inputs_shape)}, got {shape}")
+            raise ValueError(
+                f"reshape must map {layer}'s output {tuple(output.shape)} to (B, D, *spatial) like the inputs "
+                f"{tuple(inputs_shape)}, got {shape}"
+            )
         return view
     size = tuple(int(s) for s in inputs_shape[2:])
     if len(size) == 1:
