@@ -171,7 +171,14 @@ def head_localisation(
         w_(l,h) = mean over images of 1 - exp(-alpha IoU(h_m(up(f_m(A_(l,h)))), G))
 
     A_(l,h) each head's contributions for the true label, f_m the median filter, up bilinear to the image,
-    h_m the positions at or above half the map's maximum, G the mask."""
+    h_m the positions at or above half the map's maximum, G the mask.
+
+    Args:
+        model: a classifier holding a torchvision VisionTransformer.
+        datamodule: a LightningDataModule whose `val_dataloader()` yields annotated batches (set up here),
+            or any iterable of such batches.
+        alpha: how fast a head's weight saturates with its IoU.   median: f_m's size (odd).
+        max_batches: probe at most this many batches (default: all)."""
     if hasattr(datamodule, "val_dataloader"):
         if hasattr(datamodule, "setup"):
             datamodule.setup("validate")
