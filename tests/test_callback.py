@@ -154,14 +154,15 @@ def test_default_explainers_are_every_registered_method_that_applies() -> None:
 
     from lit_xai.explainers.registry import REGISTRY, default_explainers
 
-    assert set(default_explainers(TinyModule())) == set(REGISTRY)
+    vit_only = {"attention_rollout", "legrad", "head_decomposition"}  # tests/test_vit_shapes.py
+    assert set(default_explainers(TinyModule())) == set(REGISTRY) - vit_only
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     input_space = {"saliency", "input_x_gradient", "integrated_gradients", "expected_gradients", "smoothgrad", "smoothgrad_sq",
                    "vargrad", "spectral_lens", "arglens", "rise", "occlusion"}
     assert set(default_explainers(mlp)) == {"random", "center", "spectral_residual"} | input_space
     callback = ExplainerCallback(metrics=[Deletion(steps=2)], probe_size=2, print_table=False)
     trainer([callback]).validate(TinyModule(), TinyData(), verbose=False)
-    assert set(callback.results["validate"]) == set(REGISTRY) and not callback.errors
+    assert set(callback.results["validate"]) == set(REGISTRY) - vit_only and not callback.errors
     assert all(row["deletion"] == row["deletion"] for row in callback.results["validate"].values())  # no NaN
 
 

@@ -340,4 +340,4 @@ def test_bad_arguments_get_clear_errors(small_net: SmallNet) -> None:
         GuidedGradCAM("feature.3")(small_net.eval(), torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"expected \(1, 8, 8\).*upsample callable"):
         GuidedGradCAM("features.3", upsample=lambda maps, size: maps[..., :4, :4])(small_net.eval(), torch.randn(1, 3, 8, 8))
-    assert repr(GuidedGradCAM("features.3")) == "GuidedGradCAM(target_layer='features.3', upsample='bilinear', reduce='abs_sum')"
+    assert repr(GuidedGradCAM("features.3")) == "GuidedGradCAM(target_layer='features.3', upsample='bilinear', reshape=None, reduce='abs_sum')"

@@ -1,5 +1,6 @@
 """Explanation methods: `explainer(model, inputs, targets=None) -> (B, *spatial)` saliency (DESIGN.md)."""
 
+from lit_xai.explainers.attention import AttentionRollout, LeGrad
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.baselines import BankBaselines, BaselineSource, DataBaselines, GaussianBaselines, ZeroBaseline
 from lit_xai.explainers.cam import GradientCAM, LayerExplainer
@@ -17,6 +18,7 @@ from lit_xai.explainers.integrated_gradients import ExpectedGradients, Integrate
 from lit_xai.explainers.noise_scale import optimal_noise_scale
 from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.lrp import LRP, LayerLRP
+from lit_xai.explainers.head_decomposition import HeadDecomposition, head_localisation
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.rise import RISE
@@ -32,6 +34,7 @@ from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 __all__ = [
     "AblationCAM",
     "ArgLens",
+    "AttentionRollout",
     "BankBaselines",
     "BaselineSource",
     "CAM",
@@ -55,6 +58,7 @@ __all__ = [
     "GuidedBackprop",
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
+    "HeadDecomposition",
     "HiResCAM",
     "ISCAM",
     "InputXGradient",
@@ -64,6 +68,7 @@ __all__ = [
     "LayerCAM",
     "LayerExplainer",
     "LayerLRP",
+    "LeGrad",
     "Occlusion",
     "PolyCAM",
     "RISE",
@@ -81,5 +86,6 @@ __all__ = [
     "XGradCAM",
     "ZeroBaseline",
     "find_polycam_layers",
+    "head_localisation",
     "optimal_noise_scale",
 ]

@@ -7,12 +7,14 @@ gradient source and a weighting rule (DESIGN.md: "a CAM method = a gradient sour
 from __future__ import annotations
 
 import abc
+from typing import Optional
 
 from torch import Tensor, nn
 
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.gradients import LayerGradients, plain_gradients
 from lit_xai.explainers.layers import resolve_target_layer
+from lit_xai.explainers.tokens import Reshape, check_reshape, reshape_override
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 
 
@@ -24,11 +26,18 @@ class LayerExplainer(Explainer):
             model's `default_target_layer` attribute, else its last Conv1d/Conv2d layer.
         upsample: "bilinear" (default; linear for time series), "nearest", "none" (map at layer
             resolution) or a callable `(maps, size) -> maps`.
+        reshape: None (a transformer layer's tokens are rearranged to `(B, D, h, w)` by their shape:
+            `lit_xai.explainers.tokens`) or a callable `output -> (B, D, h, w)` that overrides the guess.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear") -> None:
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", reshape: Optional[Reshape] = None) -> None:
         self.target_layer = target_layer
         self.upsample = check_upsample(upsample)
+        self.reshape = check_reshape(reshape)
+
+    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> Tensor:
+        with reshape_override(self.reshape):
+            return super().__call__(model, inputs, targets)
 
     @abc.abstractmethod
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:

@@ -23,6 +23,7 @@ from lit_xai.explainers.expected_gradients import (
 )
 from lit_xai.explainers.input_space import check_reduce, reduce_channels
 from lit_xai.explainers.layers import resolve_target_layer
+from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode, upsample
 from lit_xai.explainers.weighting import gradcam_map, gradcampp_map
 
@@ -65,8 +66,9 @@ class ExpectedGradCAM(LayerExplainer):
         seed: int = 0,
         tolerance: Optional[float] = None,
         return_diagnostics: bool = False,
+        reshape: Optional[Reshape] = None,
     ) -> None:
-        super().__init__(target_layer, upsample)
+        super().__init__(target_layer, upsample, reshape)
         check_positive_int(draws, "draws")
         check_positive_int(batches, "batches")
         if alphas not in ALPHAS:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from lit_xai.chunking import index_chunks, pair_chunks
 from lit_xai.explainers.baselines import BaselineSource, pair_normal
 from lit_xai.explainers.gradients import forward_with_activations
+from lit_xai.explainers.tokens import current_reshape
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.targets import resolve_targets, select_scores
 
@@ -75,7 +76,10 @@ class BankActivationCache:
         self, model: nn.Module, layer_name: str, bank: Tensor, internal_batch_size: int | None, batch_size: int
     ) -> tuple[Tensor, Tensor]:
         """`(activations, outputs)` of the bank; `batch_size` (the caller's) sizes automatic chunks."""
-        key = (id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model))
+        key = (
+            id(model), layer_name, bank.data_ptr(), tuple(bank.shape), bank._version, bank.device, bank.dtype, model_fingerprint(model),
+            current_reshape(),  # the layer's layout (a reshape= override) shapes the activations
+        )
         if self.key != key or self.value is None:
             outputs, activations = [], []
             with torch.no_grad():

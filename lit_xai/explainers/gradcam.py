@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import Tensor
 
 from lit_xai.explainers.cam import GradientCAM
+from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import (
     elementwise_gradcam_map,
@@ -45,8 +48,10 @@ class GradCAMPlusPlus(GradientCAM):
     `eps=1e-6` to reproduce pytorch-grad-cam.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-12) -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-12, reshape: Optional[Reshape] = None
+    ) -> None:
+        super().__init__(target_layer, upsample, reshape)
         self.eps = eps
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
@@ -62,8 +67,10 @@ class XGradCAM(GradientCAM):
     `eps` = 1e-7 as in pytorch-grad-cam.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-7) -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-7, reshape: Optional[Reshape] = None
+    ) -> None:
+        super().__init__(target_layer, upsample, reshape)
         self.eps = eps
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.layers import captured_output, get_layer
+from lit_xai.explainers.tokens import TokenView
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
 
@@ -40,14 +41,23 @@ def forward_with_layers(
 ) -> tuple[Tensor, list[Tensor]]:
     """Run `model(inputs)` once; return the outputs and the activations of every named layer.
 
-    The names must be in the order the forward pass runs them (shallow to deep); every layer must output
-    `(B, K, *spatial)` like the inputs. Hooks are removed on exit, also when this raises.
+    The names must be in the order the forward pass runs them (shallow to deep); every layer's output is
+    seen as `(B, K, *spatial)` like the inputs (transformer tokens are rearranged, `tokens.spatial_view`).
+    Hooks are removed on exit, also when this raises.
 
     Where gradients are enabled, `graph="layer"` records the autograd graph from the first named layer
     on only: its activations are a leaf that requires grad, and nothing below it is recorded (no
     parameter or input gradient can be taken). `graph="input"` records the whole forward pass (the
     caller sets `inputs.requires_grad_()` for input gradients).
     """
+    outputs, activations, _ = forward_with_views(model, names, inputs, graph)
+    return outputs, activations
+
+
+def forward_with_views(
+    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer"
+) -> tuple[Tensor, list[Tensor], list[TokenView]]:
+    """`forward_with_layers`, plus each layer's `TokenView` (how its output maps to the activations)."""
     if graph not in GRAPHS:
         raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     layers = [get_layer(model, name) for name in names]
@@ -58,11 +68,15 @@ def forward_with_layers(
             stack.enter_context(torch.no_grad())  # switched on again by the first layer's hook
         captured = []
         for index, (layer, name) in enumerate(zip(layers, names)):
-            captured.append(stack.enter_context(captured_output(layer, name, leaf=from_layer and index == 0)))
+            leaf = from_layer and index == 0
+            captured.append(stack.enter_context(captured_output(layer, name, tuple(inputs.shape), leaf=leaf)))
             handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
             stack.callback(handle.remove)
         outputs = model_outputs(model, inputs)
-    missing = [name for name, found in zip(names, captured) if not found]
+    for capture in captured:
+        if capture.error is not None:
+            raise capture.error
+    missing = [name for name, capture in zip(names, captured) if not capture.found]
     if missing:
         raise ValueError(f"target layers {missing} did not run in the model's forward pass; choose layers that forward uses")
     if order != list(names):
@@ -70,14 +84,7 @@ def forward_with_layers(
             f"target_layers must be ordered shallow to deep, as the forward pass runs them: got {list(names)}, "
             f"the forward pass runs them as {order}"
         )
-    activations = [found[0] for found in captured]
-    for name, tensor in zip(names, activations):
-        if tensor.ndim != inputs.ndim or tensor.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"target layer {name!r} outputs shape {tuple(tensor.shape)}, which is not (B, K, *spatial) like the "
-                f"inputs {tuple(inputs.shape)}; choose convolutional layers or blocks"
-            )
-    return outputs, activations
+    return outputs, [capture.found[0][0] for capture in captured], [capture.found[0][1] for capture in captured]
 
 
 def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor, graph: str = "layer") -> tuple[Tensor, Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,7 @@ from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradcam import GradCAM
 from lit_xai.explainers.input_space import InputSpaceExplainer, check_reduce, reduce_channels
 from lit_xai.explainers.layers import get_layer, resolve_target_layer
+from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
@@ -129,8 +130,14 @@ class GuidedGradCAM(LayerExplainer):
     `GuidedBackprop` ("none" keeps the channels).
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", reduce: str = "abs_sum") -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(
+        self,
+        target_layer: str | None = None,
+        upsample: UpsampleMode = "bilinear",
+        reduce: str = "abs_sum",
+        reshape: Optional[Reshape] = None,
+    ) -> None:
+        super().__init__(target_layer, upsample, reshape)
         if isinstance(self.upsample, str) and self.upsample == "none":
             raise ValueError(
                 "GuidedGradCAM multiplies the Grad-CAM map with an input-resolution gradient, so upsample='none' "

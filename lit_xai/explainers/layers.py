@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+from lit_xai.explainers.tokens import TokenView, current_reshape, spatial_view
 
 SPATIAL_CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -46,29 +49,46 @@ def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
     return default if isinstance(default, str) else last_conv_layer(model)
 
 
+@dataclasses.dataclass
+class LayerCapture:
+    """What `captured_output` saw: `(spatial activations, TokenView)` per forward pass, or the error that
+    the layer's output raised (kept until the pass is over, so it is not reported as a model failure)."""
+
+    found: list[tuple[Tensor, TokenView]] = dataclasses.field(default_factory=list)
+    error: Exception | None = None
+
+
 @contextmanager
-def captured_output(layer: nn.Module, name: str, leaf: bool = False) -> Iterator[list[Tensor]]:
-    """Collect the layer's output during the forward passes run inside the block.
+def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...], leaf: bool = False) -> Iterator[LayerCapture]:
+    """Collect the layer's output, seen as `(B, D, *spatial)` (`tokens.spatial_view`: conv maps as they are,
+    transformer tokens rearranged), and its `TokenView`, during the forward passes run inside the block.
 
-    The hook hands a clone downstream, so the captured tensor is the layer's own output even when the
-    next module works in place (`ReLU(inplace=True)`), and gradients with respect to it are exact.
-    With `leaf`, the graph starts here: the forward pass is expected to run without gradients up to
-    this layer, whose output is captured as a leaf (detached, `requires_grad=True`), and gradients are
-    switched on for the rest of the forward pass (see `forward_with_layers`).
-    The hook is removed on exit, also when the block raises.
+    The hook hands `view.to_output(spatial)` downstream (a clone for conv maps), so the captured tensor
+    is the layer's own output even when the next module works in place (`ReLU(inplace=True)`), and
+    gradients with respect to it are exact. With `leaf`, the graph starts here: the forward pass is
+    expected to run without gradients up to this layer, whose spatial view is captured as a leaf
+    (detached, `requires_grad=True`), and gradients are switched on for the rest of the forward pass
+    (see `gradients.forward_with_layers`). The hook is removed on exit, also when the block raises.
     """
-    captured: list[Tensor] = []
+    captured = LayerCapture()
 
-    def hook(module: nn.Module, args: object, output: object) -> Tensor:
+    def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
         if not isinstance(output, Tensor):
             raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
-        if captured:
+        if captured.found:
             raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
+        try:
+            view = dataclasses.replace(spatial_view(output, inputs_shape, current_reshape(), name), output=output.detach())
+        except ValueError as error:
+            captured.error = error
+            return None
         if leaf:
             torch.set_grad_enabled(True)  # undone when the caller's grad-mode block exits
-            output = output.detach().requires_grad_(True)
-        captured.append(output)
-        return output.clone()
+            spatial = view.to_spatial(output.detach()).requires_grad_(True)
+        else:
+            spatial = view.to_spatial(output)
+        captured.found.append((spatial, view))
+        return view.to_output(spatial, output)
 
     handle = layer.register_forward_hook(hook)
     try:

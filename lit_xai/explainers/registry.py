@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+from torchvision.models import VisionTransformer
 
+from lit_xai.explainers.attention import AttentionRollout, LeGrad
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.center_saliency import CenterSaliency
 from lit_xai.explainers.class_activation_map import CAM
@@ -18,6 +20,7 @@ from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusP
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
 from lit_xai.explainers.occlusion import Occlusion
+from lit_xai.explainers.head_decomposition import HeadDecomposition
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.lrp import LRP
 from lit_xai.explainers.lrp_backward import lrp_applies
@@ -40,6 +43,11 @@ def has_conv(model: nn.Module) -> bool:
 
 def has_relu(model: nn.Module) -> bool:
     return any(isinstance(m, nn.ReLU) for m in model.modules())
+
+
+def is_vit(model: nn.Module) -> bool:
+    """The model holds one torchvision VisionTransformer (what the attention methods read)."""
+    return sum(isinstance(m, VisionTransformer) for m in model.modules()) == 1
 
 
 def always(model: nn.Module) -> bool:
@@ -98,6 +106,9 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "rise": (lambda: RISE(masks=500), always),
     "occlusion": (lambda: Occlusion(window=16, stride=8), always),
     "lrp": (LRP, lrp_applies),
+    "attention_rollout": (AttentionRollout, is_vit),
+    "legrad": (LeGrad, is_vit),
+    "head_decomposition": (HeadDecomposition, is_vit),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),

@@ -19,6 +19,7 @@ from lit_xai.checks import check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.score_cam import ForwardWeightedCAM
 from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.tokens import TokenView
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.targets import model_outputs, select_scores
 
@@ -100,7 +101,8 @@ class SSCAM(ForwardWeightedCAM):
         self.std, self.seed = float(std), int(seed)
 
     def channel_weights(
-        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
+        view: TokenView,
     ) -> Tensor:
         seeds = [sample_seed(sample, self.seed) for sample in inputs]
 
@@ -139,7 +141,8 @@ class ISCAM(ForwardWeightedCAM):
         self.samples = check_positive_int(samples, "samples")
 
     def channel_weights(
-        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None
+        self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
+        view: TokenView,
     ) -> Tensor:
         scales = integration_coefficients(self.samples).to(device=inputs.device, dtype=inputs.dtype)
 

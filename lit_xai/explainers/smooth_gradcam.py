@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -10,6 +12,7 @@ from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradients import forward_with_activations, gradients_of_scores
 from lit_xai.explainers.seeding import per_sample_normal
+from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.explainers.weighting import gradcampp_weights, weighted_channel_sum
 from lit_xai.targets import resolve_targets, select_scores
@@ -40,8 +43,9 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         eps: float = 1e-12,
         seed: int = 0,
         internal_batch_size: int | None = None,
+        reshape: Optional[Reshape] = None,
     ) -> None:
-        super().__init__(target_layer, upsample)
+        super().__init__(target_layer, upsample, reshape)
         check_positive_int(samples, "samples")
         if noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {noise_level!r}")

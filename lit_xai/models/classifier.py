@@ -21,14 +21,16 @@ class ImageClassifier(pl.LightningModule):
     `num_classes >= 5`, `val/acc_top5` and `test/acc_top5`. `num_classes` and `input_shape` are linked
     from the datamodule by the CLI. `default_target_layer` names the layer explainer callbacks use for CAM
     methods: `net.block3` for small_cnn, `net.layer4` for ResNets, `net.features.<last conv's ReLU>` for
-    VGGs, `net.features` for DenseNets, the last `net.features` block for MobileNet-V3, EfficientNet and
-    ConvNeXt (its last stage).
+    VGGs, `net.features` for DenseNets, the last `net.features` block for MobileNet-V3, EfficientNet,
+    ConvNeXt and Swin (its last stage), and the last encoder block's first norm for ViTs ("vit_b_16",
+    "vit_b_32", "vit_tiny": `net.encoder.layers.encoder_layer_<L-1>.ln_1`, whose patch tokens still reach
+    the class token; see `lit_xai.models.torchvision_backbones._vit_target`).
 
     Args:
         num_classes: output classes.
         input_shape: `(C, H, W)` (or `(C, T)` for small_cnn on series).
         backbone: "small_cnn" or a torchvision name (see `lit_xai.models.backbones.BACKBONES`).
-        width: channels of small_cnn (ignored by torchvision backbones).
+        width: channels of small_cnn, hidden width of vit_tiny (ignored by torchvision backbones).
         lr: learning rate (the peak rate with `scheduler="onecycle"`); the attribute `lr` is what
             Lightning's `LearningRateFinder` sets.
         weight_decay: weight decay of the optimizer.

@@ -30,6 +30,17 @@ def _vgg_target(net: nn.Module) -> str:
     return f"features.{relu}"
 
 
+def _vit_target(net: nn.Module) -> str:
+    """The last encoder block's first LayerNorm (`encoder.layers.encoder_layer_11.ln_1` for vit_b_16).
+
+    The last block's own output reaches the logits through the class token only (the final LayerNorm
+    works per token and the head reads the class token), so its patch tokens have zero gradient; at the
+    block's first norm the patch tokens still feed the class token through attention. pytorch-grad-cam
+    documents the same layer (`blocks[-1].norm1`) for ViTs."""
+    last = list(net.encoder.layers.named_children())[-1][0]
+    return f"encoder.layers.{last}.ln_1"
+
+
 @dataclass(frozen=True)
 class Family:
     """How to handle one torchvision family: where its final Linear sits and which layer to explain."""
@@ -45,6 +56,8 @@ FAMILIES: dict[str, Family] = {
     "mobilenet_v3": Family("classifier.3", lambda net: f"features.{_last_child_index(net.features)}"),
     "efficientnet": Family("classifier.1", lambda net: f"features.{_last_child_index(net.features)}"),
     "convnext": Family("classifier.2", lambda net: f"features.{_last_child_index(net.features)}"),
+    "vit": Family("heads.head", _vit_target),
+    "swin": Family("head", lambda net: f"features.{_last_child_index(net.features)}"),
 }
 
 TORCHVISION_BACKBONES: dict[str, str] = {
@@ -54,6 +67,8 @@ TORCHVISION_BACKBONES: dict[str, str] = {
     **{name: "mobilenet_v3" for name in ("mobilenet_v3_small", "mobilenet_v3_large")},
     **{name: "efficientnet" for name in ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3")},
     **{name: "convnext" for name in ("convnext_tiny", "convnext_small", "convnext_base")},
+    **{name: "vit" for name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32")},
+    **{name: "swin" for name in ("swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b")},
 }
 
 
@@ -88,6 +103,24 @@ def weights_download_hint(weights: WeightsEnum) -> str:
     )
 
 
+def vit_options(name: str, input_shape: tuple[int, ...], weights: WeightsEnum | None) -> dict[str, int]:
+    """torchvision ViTs take square images of one size, a multiple of the patch size: `image_size` from the
+    input shape (random weights: any such size; pretrained: the size the weights were trained at)."""
+    patch = int(name.rsplit("_", 1)[1])
+    height, width = input_shape[1:]
+    if height != width or height % patch:
+        raise ValueError(f"backbone {name!r} takes square images whose side is a multiple of {patch}, got input_shape {tuple(input_shape)}")
+    if weights is None:
+        return {"image_size": height}
+    trained = weights.meta["min_size"][0]
+    if height != trained:
+        raise ValueError(
+            f"weights {type(weights).__name__}.{weights.name} were trained on {trained}x{trained} images and fix the "
+            f"position embeddings to that size; resize the inputs to {trained} (input_shape (3, {trained}, {trained})) or use weights=None"
+        )
+    return {}
+
+
 def build_torchvision_backbone(
     name: str, input_shape: tuple[int, ...], num_classes: int, weights: str | None = None, cifar_stem: bool = False
 ) -> tuple[nn.Module, str]:
@@ -104,8 +137,9 @@ def build_torchvision_backbone(
     if cifar_stem and TORCHVISION_BACKBONES[name] != "resnet":
         raise ValueError(f"cifar_stem applies to ResNets only, not {name!r}")
     weight_enum = resolve_weights(name, weights)
+    options = vit_options(name, input_shape, weight_enum) if TORCHVISION_BACKBONES[name] == "vit" else {}
     try:
-        net = torchvision.models.get_model(name, weights=weight_enum)
+        net = torchvision.models.get_model(name, weights=weight_enum, **options)
     except OSError as error:  # urllib's URLError / HTTPError and socket errors are OSErrors
         assert weight_enum is not None
         raise WeightsUnavailableError(f"{weights_download_hint(weight_enum)}\n(cause: {error!r})") from error
@@ -116,7 +150,7 @@ def build_torchvision_backbone(
         old = getattr(parent, attribute)
         if not isinstance(old, nn.Linear):
             raise TypeError(f"expected an nn.Linear head at {family.head} of {name}, found {type(old).__name__}")
-        if isinstance(parent, nn.Sequential):
+        if isinstance(parent, nn.Sequential) and attribute.isdigit():
             parent[int(attribute)] = nn.Linear(old.in_features, num_classes)
         else:
             setattr(parent, attribute, nn.Linear(old.in_features, num_classes))
