@@ -8,6 +8,7 @@ from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAM
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.jitter_cam import JitterCAM
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
@@ -32,6 +33,7 @@ __all__ = [
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
     "HiResCAM",
+    "JitterCAM",
     "LayerCAM",
     "LayerExplainer",
     "PolyCAM",
