@@ -9,6 +9,7 @@ from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
 from lit_xai.explainers.jitter_cam import JitterCAM
+from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
@@ -36,6 +37,7 @@ __all__ = [
     "JitterCAM",
     "LayerCAM",
     "LayerExplainer",
+    "MassPreservingUpsampler",
     "PolyCAM",
     "RandomSaliency",
     "ScoreCAM",
