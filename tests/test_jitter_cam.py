@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,6 +13,14 @@ from torch import Tensor, nn
 from lit_xai.explainers import ExpectedGradCAM, GradCAM, JitterCAM, LayerExplainer
 from lit_xai.explainers.jitter_cam import cell_counts
 from tests.conftest import SmallNet
+from tests.shapes_helpers import single_thread
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small convolutions on a busy 2-core machine run several times faster on one thread."""
+    with single_thread():
+        yield
 
 
 class PooledNet(nn.Module):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,14 @@ from lit_xai.explainers.mass_preserving import nearest_cells, redistribute, sobe
 from tests.conftest import SmallNet
 
 MAPS = torch.tensor([[[3.0, 0.5, 2.0], [1.0, 4.0, 0.0], [0.25, 1.5, 2.5], [0.0, 0.75, 5.0]]])  # (1, 4, 3)
+from tests.shapes_helpers import single_thread
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small convolutions on a busy 2-core machine run several times faster on one thread."""
+    with single_thread():
+        yield
 
 
 def fixed(potential: Tensor):

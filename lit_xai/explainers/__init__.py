@@ -8,6 +8,7 @@ from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAM
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.hyper_expected_gradcam import HyperExpectedGradCAM
 from lit_xai.explainers.jitter_cam import JitterCAM
 from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
@@ -34,6 +35,7 @@ __all__ = [
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
     "HiResCAM",
+    "HyperExpectedGradCAM",
     "JitterCAM",
     "LayerCAM",
     "LayerExplainer",
