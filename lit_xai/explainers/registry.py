@@ -11,7 +11,10 @@ from lit_xai.explainers.center_saliency import CenterSaliency
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
 from lit_xai.explainers.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.hyper_expected_gradcam import HyperExpectedGradCAM
+from lit_xai.explainers.jitter_cam import JitterCAM
 from lit_xai.explainers.layers import SPATIAL_CONVS
+from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
@@ -21,6 +24,16 @@ from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 def has_conv(model: nn.Module) -> bool:
     return getattr(model, "default_target_layer", None) is not None or any(isinstance(m, SPATIAL_CONVS) for m in model.modules())
+
+
+def has_conv2d(model: nn.Module) -> bool:
+    """Image models (Jitter-CAM and Hyper Expected Grad-CAM explain images only)."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def mass_preserving_gradcam() -> GradCAM:
+    """Grad-CAM upsampled by mass redistribution over early-layer activations."""
+    return GradCAM(upsample=MassPreservingUpsampler())
 
 
 def has_relu(model: nn.Module) -> bool:
@@ -44,6 +57,9 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "expected_gradcam": (ExpectedGradCAM, has_conv),
     "expected_gradcam_pp": (ExpectedGradCAMPlusPlus, has_conv),
     "guided_expected_gradcam": (GuidedExpectedGradCAM, has_conv),
+    "jitter_cam": (JitterCAM, has_conv2d),
+    "gradcam_mass_preserving": (mass_preserving_gradcam, has_conv),
+    "hyper_expected_gradcam": (HyperExpectedGradCAM, has_conv2d),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
     "random": (RandomSaliency, always),

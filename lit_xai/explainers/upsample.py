@@ -28,7 +28,7 @@ class ModelUpsampler(abc.ABC):
     ) -> Tensor:
         """Maps `(B, *s)` -> `(B, *size)`."""
 
-UpsampleMode = Union[str, Upsampler]
+UpsampleMode = Union[str, ModelUpsampler, Upsampler]
 MODES = ("bilinear", "nearest", "none")
 
 
