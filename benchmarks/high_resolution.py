@@ -5,8 +5,8 @@
 Model: the small CNN of the tests (`tests/shapes_helpers.py`: small_cnn width 16, 5 epochs on 1,500
 ShapesDataModule images, ~99 % validation accuracy), target layer `block3` (16 x 16 for 32 x 32 inputs).
 Explained: `--images` validation images from `--first`, for their true class. Scores: PointingGame with
-tolerance 0 (the maximum must be on the shape's mask) and EnergyPointingGame (share of the positive map
-inside the mask's box). Times: best of `--repeats` calls on the whole batch, one thread, divided by
+tolerance 0 (the maximum must be on the shape's mask) and 1 (on it or on a pixel touching it), and
+EnergyPointingGame (share of the positive map inside the mask's box). Times: best of `--repeats` calls on the whole batch, one thread, divided by
 Grad-CAM's in the same run. Expected Grad-CAM based methods draw from a bank of 32 training images.
 """
 
@@ -31,6 +31,7 @@ from tests.shapes_helpers import single_thread, trained_shapes_classifier  # noq
 def methods(bank: torch.Tensor, draws: int) -> dict[str, object]:
     return {
         "Grad-CAM (bilinear)": GradCAM(),
+        "Jitter-CAM (grid 17)": JitterCAM(grid=17),
         "Jitter-CAM (grid 18)": JitterCAM(grid=18),
         "Jitter-CAM (grid 18, authors' counter)": JitterCAM(grid=18, counter_start=1.0),
         "Jitter-CAM (grid 32 = scale 2)": JitterCAM(),
@@ -41,13 +42,12 @@ def methods(bank: torch.Tensor, draws: int) -> dict[str, object]:
         f"Hyper Expected Grad-CAM ({draws} draws, 1 stage, threshold 0.05)": HyperExpectedGradCAM(
             baselines=bank, draws=draws, stages=1, threshold=0.05
         ),
-        f"Hyper Expected Grad-CAM ({draws} draws, defaults)": HyperExpectedGradCAM(baselines=bank, draws=draws),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1)
@@ -61,19 +61,19 @@ def main() -> None:
     with single_thread():
         for name, explainer in methods(bank, args.draws).items():
             maps = explainer(trained.model, inputs, labels)  # type: ignore[operator]
-            pointing, energy = PointingGame(tolerance=0), EnergyPointingGame()
-            pointing.update(maps, masks)
-            energy.update(maps, masks)
+            strict, touching, energy = PointingGame(tolerance=0), PointingGame(tolerance=1), EnergyPointingGame()
+            for metric in (strict, touching, energy):
+                metric.update(maps, masks)
             seconds = best_time(lambda: explainer(trained.model, inputs, labels), args.repeats, warmup=0)  # type: ignore[operator]
-            rows.append((name, pointing.compute().item(), energy.compute().item(), seconds))
+            rows.append((name, strict.compute().item(), touching.compute().item(), energy.compute().item(), seconds))
             print(f"{name}: {rows[-1][1:]}", file=sys.stderr, flush=True)
-    reference = rows[0][3]
+    reference = rows[0][4]
     print(f"machine: {machine()} (one thread); shapes small_cnn (val acc {trained.val_acc:.3f}), "
           f"{args.images} validation images from {args.first}, 32 x 32, layer block3 16 x 16")
-    print("| method | PointingGame (tol. 0) | EnergyPointingGame | ms / image | time / Grad-CAM |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, hit, share, seconds in rows:
-        print(f"| {name} | {hit:.3f} | {share:.3f} | {seconds / args.images * 1000:.2f} | {seconds / reference:.1f} |")
+    print("| method | PointingGame (tol. 0) | PointingGame (tol. 1) | EnergyPointingGame | ms / image | time / Grad-CAM |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, strict, touching, share, seconds in rows:
+        print(f"| {name} | {strict:.3f} | {touching:.3f} | {share:.3f} | {seconds / args.images * 1000:.2f} | {seconds / reference:.1f} |")
 
 
 if __name__ == "__main__":
