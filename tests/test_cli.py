@@ -104,3 +104,6 @@ def test_every_explainer_builds_from_yaml() -> None:
     assert built == exported - {"Explainer", "GradientCAM", "LayerExplainer"} - vit_only
     assert callback.explainers["expected_gradcam"].batches == 2 and callback.explainers["expected_gradcam"].draws == 16
     assert callback.explainers["gradcam_pp"].eps == 1e-12
+    assert type(callback.explainers["jitter_cam"].base).__name__ == "GradCAM"
+    assert type(callback.explainers["gradcam_mass_preserving"].upsample).__name__ == "MassPreservingUpsampler"
+    assert callback.explainers["hyper_expected_gradcam"].draws == 8

@@ -46,8 +46,12 @@ FACTORIES: dict[str, Callable[[], ex.Explainer]] = {
     "RandomSaliency": lambda: ex.RandomSaliency(),
     "CenterSaliency": lambda: ex.CenterSaliency(),
     "SpectralResidualSaliency": lambda: ex.SpectralResidualSaliency(),
+    "JitterCAM": lambda: ex.JitterCAM(grid=10, internal_batch_size=4),
+    "GradCAM-mass-preserving": lambda: ex.GradCAM(upsample=ex.MassPreservingUpsampler("gradients")),
+    "HyperExpectedGradCAM": lambda: ex.HyperExpectedGradCAM(draws=2, max_stages=2, internal_batch_size=7),
 }
 MODEL_FREE = {"RandomSaliency", "CenterSaliency", "SpectralResidualSaliency"}
+IMAGE_ONLY = {"JitterCAM", "HyperExpectedGradCAM"}
 
 
 class SeriesNet(nn.Module):
@@ -98,6 +102,12 @@ def test_images_per_sample_targets_and_batch_independence(name: str, small_net: 
 def test_time_series_and_regression(name: str) -> None:
     torch.manual_seed(0)
     inputs = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(1))
+    if name in IMAGE_ONLY:
+        with pytest.raises(ValueError, match="explains images"):
+            FACTORIES[name]()(SeriesNet().eval(), inputs, torch.tensor([0, 2]))
+        maps = FACTORIES[name]()(SmallNet(num_classes=1).eval(), torch.randn(2, 3, 8, 8))
+        assert maps.shape == (2, 8, 8) and torch.isfinite(maps).all()
+        return
     maps = FACTORIES[name]()(SeriesNet().eval(), inputs, torch.tensor([0, 2]))
     assert maps.shape == (2, 16) and (maps >= 0).all()
     regressor = SeriesNet(outputs=1).eval()

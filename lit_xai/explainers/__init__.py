@@ -14,11 +14,14 @@ from lit_xai.explainers.finer_cam import FinerCAM
 from lit_xai.explainers.fullgrad import FullGrad
 from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.head_decomposition import HeadDecomposition, head_localisation
+from lit_xai.explainers.hyper_expected_gradcam import HyperExpectedGradCAM
 from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.jitter_cam import JitterCAM
+from lit_xai.explainers.lrp import LRP, LayerLRP
+from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
 from lit_xai.explainers.noise_scale import optimal_noise_scale
 from lit_xai.explainers.occlusion import Occlusion
-from lit_xai.explainers.lrp import LRP, LayerLRP
-from lit_xai.explainers.head_decomposition import HeadDecomposition, head_localisation
 from lit_xai.explainers.polycam import PolyCAM, find_polycam_layers
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.rise import RISE
@@ -60,15 +63,18 @@ __all__ = [
     "GuidedGradCAM",
     "HeadDecomposition",
     "HiResCAM",
+    "HyperExpectedGradCAM",
     "ISCAM",
     "InputXGradient",
     "IntegratedGradients",
+    "JitterCAM",
     "KPCA_CAM",
     "LRP",
     "LayerCAM",
     "LayerExplainer",
     "LayerLRP",
     "LeGrad",
+    "MassPreservingUpsampler",
     "Occlusion",
     "PolyCAM",
     "RISE",

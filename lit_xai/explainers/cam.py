@@ -25,7 +25,8 @@ class LayerExplainer(Explainer):
         target_layer: dotted path for `model.get_submodule` ("layer4", "features.29"); `None` uses the
             model's `default_target_layer` attribute, else its last Conv1d/Conv2d layer.
         upsample: "bilinear" (default; linear for time series), "nearest", "none" (map at layer
-            resolution) or a callable `(maps, size) -> maps`.
+            resolution), a callable `(maps, size) -> maps`, or a `ModelUpsampler` (called with the model,
+            inputs and targets too, e.g. `MassPreservingUpsampler`).
         reshape: None (a transformer layer's tokens are rearranged to `(B, D, h, w)` by their shape:
             `lit_xai.explainers.tokens`) or a callable `output -> (B, D, h, w)` that overrides the guess.
     """
@@ -46,7 +47,7 @@ class LayerExplainer(Explainer):
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
         layer_name = resolve_target_layer(model, self.target_layer)
         cam = self.layer_map(model, layer_name, inputs, targets)
-        return upsample(cam, tuple(inputs.shape[2:]), self.upsample)
+        return upsample(cam, tuple(inputs.shape[2:]), self.upsample, model, inputs, targets)
 
 
 class GradientCAM(LayerExplainer):

@@ -149,5 +149,5 @@ class GuidedExpectedGradCAM(ExpectedGradCAM):
         layer_name = resolve_target_layer(model, self.target_layer)
         result = self.expected(model, layer_name, inputs, targets, input_terms=True)
         size = tuple(inputs.shape[2:])
-        cam = upsample(self.group_maps(result), size, self.upsample)
+        cam = upsample(self.group_maps(result), size, self.upsample, model, inputs, targets)
         return reduce_channels(cam.unsqueeze(1) * result.input_terms, self.reduce)

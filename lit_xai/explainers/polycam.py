@@ -249,7 +249,7 @@ class PolyCAM(Explainer):
                     size = tuple(cam.shape[1:])
                     fused = torch.relu(local_normalisation(cam, tuple(fused.shape[1:])) * upsample(fused, size, "bilinear"))
         assert fused is not None
-        return upsample(fused, tuple(inputs.shape[2:]), self.upsample)
+        return upsample(fused, tuple(inputs.shape[2:]), self.upsample, model, inputs, targets)
 
     def channel_weights(
         self, model: nn.Module, inputs: Tensor, activations: Tensor, targets: Tensor | None, baseline: Tensor

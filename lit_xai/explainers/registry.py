@@ -18,12 +18,15 @@ from lit_xai.explainers.finer_cam import FinerCAM
 from lit_xai.explainers.fullgrad import FullGrad
 from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
-from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
-from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.head_decomposition import HeadDecomposition
+from lit_xai.explainers.hyper_expected_gradcam import HyperExpectedGradCAM
+from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.jitter_cam import JitterCAM
 from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.lrp import LRP
 from lit_xai.explainers.lrp_backward import lrp_applies
+from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
+from lit_xai.explainers.occlusion import Occlusion
 from lit_xai.explainers.polycam import PolyCAM
 from lit_xai.explainers.random_saliency import RandomSaliency
 from lit_xai.explainers.rise import RISE
@@ -39,6 +42,16 @@ from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
 
 def has_conv(model: nn.Module) -> bool:
     return getattr(model, "default_target_layer", None) is not None or any(isinstance(m, SPATIAL_CONVS) for m in model.modules())
+
+
+def has_conv2d(model: nn.Module) -> bool:
+    """Image models (Jitter-CAM and Hyper Expected Grad-CAM explain images only)."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def mass_preserving_gradcam() -> GradCAM:
+    """Grad-CAM upsampled by mass redistribution over early-layer activations."""
+    return GradCAM(upsample=MassPreservingUpsampler())
 
 
 def has_relu(model: nn.Module) -> bool:
@@ -92,6 +105,9 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "fullgrad": (FullGrad, has_conv),
     "sscam": (lambda: SSCAM(samples=4), has_conv),  # 35 draws (the default) = 35 x Score-CAM's passes per round
     "iscam": (lambda: ISCAM(samples=4), has_conv),
+    "jitter_cam": (JitterCAM, has_conv2d),
+    "gradcam_mass_preserving": (mass_preserving_gradcam, has_conv),
+    "hyper_expected_gradcam": (HyperExpectedGradCAM, has_conv2d),
     "guided_backprop": (GuidedBackprop, has_relu),
     "guided_gradcam": (GuidedGradCAM, lambda model: has_conv(model) and has_relu(model)),
     "saliency": (Saliency, always),

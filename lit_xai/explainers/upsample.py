@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
-from typing import Union
+from typing import Optional, Union
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 Upsampler = Callable[[Tensor, tuple[int, ...]], Tensor]
 """An object mapping maps `(B, *s)` and a target size to maps `(B, *size)` (e.g. a mass-preserving upsampler)."""
 
-UpsampleMode = Union[str, Upsampler]
+
+class ModelUpsampler(abc.ABC):
+    """An upsampler that also reads the model on the explained inputs (e.g. `MassPreservingUpsampler`, whose
+    potential comes from the model's activations or gradients).
+
+    Layer explainers call it as `upsampler(maps, size, model=model, inputs=inputs, targets=targets)` with the
+    model, the (cloned) inputs and the targets of the explanation, inside their gradient-enabled block.
+    """
+
+    @abc.abstractmethod
+    def __call__(
+        self, maps: Tensor, size: tuple[int, ...], model: Optional[nn.Module] = None, inputs: Optional[Tensor] = None,
+        targets: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Maps `(B, *s)` -> `(B, *size)`."""
+
+UpsampleMode = Union[str, ModelUpsampler, Upsampler]
 MODES = ("bilinear", "nearest", "none")
 
 
@@ -21,12 +38,24 @@ def check_upsample(mode: UpsampleMode) -> UpsampleMode:
     raise ValueError(f"upsample must be one of {MODES} or a callable (maps, size) -> maps, got {mode!r}")
 
 
-def upsample(maps: Tensor, size: tuple[int, ...], mode: UpsampleMode = "bilinear") -> Tensor:
+def upsample(
+    maps: Tensor,
+    size: tuple[int, ...],
+    mode: UpsampleMode = "bilinear",
+    model: Optional[nn.Module] = None,
+    inputs: Optional[Tensor] = None,
+    targets: Optional[Tensor] = None,
+) -> Tensor:
     """Resize `(B, *s)` maps to `(B, *size)`.
 
     "bilinear" is linear interpolation along each spatial axis (bilinear for images, linear for time
     series) with `align_corners=False`; "nearest" repeats values; "none" returns the maps unchanged.
+    A `ModelUpsampler` also gets `model`, `inputs` and `targets`; any other callable gets `(maps, size)`.
     """
+    if isinstance(mode, ModelUpsampler):
+        if model is None or inputs is None:
+            raise ValueError(f"{type(mode).__name__} reads the model on the inputs: pass model= and inputs= to upsample")
+        return mode(maps, tuple(size), model=model, inputs=inputs, targets=targets)
     if callable(mode):
         return mode(maps, tuple(size))
     if mode == "none" or tuple(maps.shape[1:]) == tuple(size):
