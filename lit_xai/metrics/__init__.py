@@ -3,6 +3,7 @@
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
+from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
 from lit_xai.metrics.substrates import gaussian_blur
 
@@ -18,6 +19,8 @@ __all__ = [
     "ModelRandomizationSimilarity",
     "PerturbationCurveMetric",
     "PointingGame",
+    "ROAD",
+    "ROADCombined",
     "WeakLocalization",
     "gaussian_blur",
     "spearman_correlation",
