@@ -1,5 +1,6 @@
 """Faithfulness metrics as torchmetrics Metrics (DESIGN.md, "Conventions")."""
 
+from lit_xai.metrics.complexity import Complexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
@@ -10,6 +11,7 @@ from lit_xai.metrics.substrates import gaussian_blur
 __all__ = [
     "AverageDrop",
     "AverageDropInDeletion",
+    "Complexity",
     "Deletion",
     "EnergyPointingGame",
     "IncreaseInConfidence",
@@ -21,6 +23,7 @@ __all__ = [
     "PointingGame",
     "ROAD",
     "ROADCombined",
+    "Sparseness",
     "WeakLocalization",
     "gaussian_blur",
     "spearman_correlation",
