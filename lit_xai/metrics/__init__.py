@@ -2,6 +2,7 @@
 
 from lit_xai.metrics.complexity import Complexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
 from lit_xai.metrics.road import ROAD, ROADCombined
@@ -15,6 +16,7 @@ __all__ = [
     "Deletion",
     "EnergyPointingGame",
     "IncreaseInConfidence",
+    "Infidelity",
     "Insertion",
     "InsertionDeletion",
     "LocalisationMetric",
