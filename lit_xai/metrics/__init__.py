@@ -2,6 +2,7 @@
 
 from lit_xai.metrics.complexity import Complexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
@@ -15,6 +16,7 @@ __all__ = [
     "Complexity",
     "Deletion",
     "EnergyPointingGame",
+    "FaithfulnessCorrelation",
     "IncreaseInConfidence",
     "Infidelity",
     "Insertion",
