@@ -8,6 +8,7 @@ from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric,
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
 from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
+from lit_xai.metrics.sensitivity import MaxSensitivity
 from lit_xai.metrics.substrates import gaussian_blur
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Insertion",
     "InsertionDeletion",
     "LocalisationMetric",
+    "MaxSensitivity",
     "ModelRandomizationSimilarity",
     "PerturbationCurveMetric",
     "PointingGame",
