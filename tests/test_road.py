@@ -48,6 +48,10 @@ def test_imputation_reproduces_a_linear_ramp_inside_and_keeps_the_rest() -> None
     removed[:, 4, 3] = False  # a kept pixel inside the hole
     filled = linear_imputation(ramp, removed, tolerance=1e-12)
     torch.testing.assert_close(filled, ramp.double(), atol=1e-9, rtol=0)
+    # series: each removed step is the mean of its two neighbours, so a gap fills linearly
+    series = torch.tensor([[[0.0, 9.0, 9.0, 9.0, 4.0, 5.0]]])
+    gap = torch.tensor([[False, True, True, True, False, False]])
+    torch.testing.assert_close(linear_imputation(series, gap, tolerance=1e-12), torch.arange(6.0).double().view(1, 1, 6))
 
 
 @pytest.mark.parametrize("order", ["morf", "lerf"])
