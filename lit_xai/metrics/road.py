@@ -74,34 +74,44 @@ def linear_imputation(
     mask = removed.to(device=inputs.device, dtype=torch.float64).unsqueeze(1).repeat_interleave(channels, dim=0)
     weight_sum = conv(torch.ones(1, 1, *spatial, dtype=torch.float64, device=inputs.device), kernel, padding=1)
 
-    def apply(field: Tensor) -> Tensor:  # A p, for p supported on the removed positions
-        return mask * (weight_sum * field - conv(field, kernel, padding=1))
+    axes = tuple(range(2, 2 + len(spatial)))
 
-    def dot(a: Tensor, b: Tensor) -> Tensor:
-        return (a * b).flatten(1).sum(dim=1).view(-1, 1, *([1] * len(spatial)))
+    def dot(a: Tensor, b: Tensor) -> Tensor:  # per (sample, channel) system, shaped to broadcast
+        return (a * b).sum(dim=axes, keepdim=True)
 
     rhs = mask * conv(values * (1 - mask), kernel, padding=1)
+    inverse_weight = 1 / weight_sum
+    filled = values.clone()
+    active = torch.arange(rhs.shape[0], device=inputs.device)  # systems still iterating
     solution = torch.zeros_like(rhs)
     residual = rhs.clone()
-    preconditioned = residual / weight_sum
+    preconditioned = residual * inverse_weight
     direction = preconditioned.clone()
     rz = dot(residual, preconditioned)
     limit = (tolerance**2) * dot(rhs, rhs)
     iterations = max_iterations if max_iterations is not None else 4 * sum(spatial) + 50
     tiny = torch.finfo(torch.float64).tiny
-    for _ in range(iterations):
-        if bool((dot(residual, residual) <= limit).all()):
-            break
-        product = apply(direction)
-        curvature = dot(direction, product)
-        step = torch.where(curvature > 0, rz / curvature.clamp_min(tiny), torch.zeros_like(rz))
-        solution = solution + step * direction
-        residual = residual - step * product
-        preconditioned = residual / weight_sum
+    for iteration in range(iterations + 1):
+        if iteration % 4 == 0 or iteration == iterations:
+            # retire the systems that have converged (and all of them after the last iteration)
+            done = (dot(residual, residual) <= limit).view(-1) if iteration < iterations else torch.ones_like(active, dtype=torch.bool)
+            if bool(done.any()):
+                finished = active[done]
+                filled[finished] = torch.where(mask[done] > 0, solution[done], filled[finished])
+                keep = ~done
+                active, mask, solution, residual, direction = active[keep], mask[keep], solution[keep], residual[keep], direction[keep]
+                rz, limit = rz[keep], limit[keep]
+                if not len(active):
+                    break
+        # A p = d p - K p on the removed positions (p is 0 elsewhere)
+        product = conv(direction, kernel, padding=1).neg_().addcmul_(weight_sum, direction).mul_(mask)
+        step = rz / dot(direction, product).clamp_min(tiny)
+        solution.addcmul_(step, direction)
+        residual.addcmul_(step, product, value=-1)
+        preconditioned = residual * inverse_weight
         rz_next = dot(residual, preconditioned)
-        direction = preconditioned + torch.where(rz > 0, rz_next / rz.clamp_min(tiny), torch.zeros_like(rz)) * direction
+        direction.mul_(rz_next / rz.clamp_min(tiny)).add_(preconditioned)
         rz = rz_next
-    filled = torch.where(mask > 0, solution, values)
     return filled.view(batch, channels, *spatial)
 
 
