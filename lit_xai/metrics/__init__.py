@@ -6,8 +6,8 @@ from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
-from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
+from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.sensitivity import MaxSensitivity
 from lit_xai.metrics.substrates import gaussian_blur
 
