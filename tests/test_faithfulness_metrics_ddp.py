@@ -73,3 +73,20 @@ def test_two_processes_equal_one() -> None:
 def test_metrics_that_need_the_explainer_are_given_none() -> None:
     with pytest.raises(ValueError, match="leave it unset"):
         ExplainerCallback(metrics=[MaxSensitivity(GradCAM())])
+
+
+def test_metrics_build_from_yaml() -> None:
+    from pathlib import Path
+
+    from lit_xai.cli import build_cli
+
+    root = Path(__file__).resolve().parents[1]
+    cli = build_cli(["-c", str(root / "configs" / "quickstart.yaml"), "-c", str(root / "configs" / "faithfulness_metrics.yaml")], run=False)
+    callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
+    templates = callback.metric_templates
+    assert [type(m).__name__ for m in templates.values()] == [
+        "Insertion", "Deletion", "ROAD", "ROAD", "ROADCombined", "Infidelity", "MaxSensitivity",
+        "FaithfulnessCorrelation", "Sparseness", "Complexity",
+    ]
+    assert templates["road_lerf"].order == "lerf" and templates["max_sensitivity"].explainer is None
+    assert templates["infidelity"].perturbation == "square" and templates["faithfulness_correlation"].samples == 32
