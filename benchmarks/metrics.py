@@ -2,15 +2,21 @@
 quantus' PixelFlipping (the same deletion curve, numpy) on the same inputs, measured in one run.
 
     python benchmarks/metrics.py [--batch 8] [--size 224] [--steps 28]
+    python benchmarks/metrics.py --references [--batch 4] [--size 64]
 
 Each image needs steps + 1 forward passes; the reference is one batched no-grad forward pass over the
 same number of images (batch x (steps + 1)), chunked like the metric. Goal (issue 5): at most 1.2.
+
+`--references`: ROAD, Infidelity, MaxSensitivity, FaithfulnessCorrelation, Sparseness and Complexity
+against their reference implementations (pytorch-grad-cam, captum, quantus) with the same model,
+inputs, maps and numbers of draws, measured in one run. Goal (issue 18): at most 1.0 x the reference.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,6 +28,75 @@ from common import best_time, machine  # noqa: E402
 from lit_xai.metrics import Deletion, Insertion  # noqa: E402
 
 
+def reference_rows(args: argparse.Namespace) -> None:
+    """Each issue-18 metric's time against its reference's, same model, inputs, maps and draws."""
+    import numpy as np
+    import quantus
+    from captum.metrics import infidelity, sensitivity_max
+    from pytorch_grad_cam.metrics.road import ROADCombined as GradCamROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    from lit_xai.explainers import GradCAM
+    from lit_xai.metrics import ROADCombined, Complexity, FaithfulnessCorrelation, Infidelity, MaxSensitivity, Sparseness
+
+    torch.manual_seed(0)
+    model = resnet18(num_classes=10).eval()
+    inputs = torch.randn(args.batch, 3, args.size, args.size)
+    targets = torch.arange(args.batch) % 10
+    explainer = GradCAM(target_layer="layer3")
+    saliency = torch.rand(args.batch, args.size, args.size)  # MaxSensitivity scores Grad-CAM's own maps
+    x, y, a = inputs.numpy(), targets.numpy(), saliency.unsqueeze(1).numpy()
+    print(f"machine: {machine()}; resnet18 (10 classes), {args.batch} images 3 x {args.size} x {args.size}, U(0, 1) maps")
+    print("| metric | draws per image | ours, ms | reference | reference, ms | ours / reference |")
+    print("| --- | ---: | ---: | --- | ---: | ---: |")
+
+    def row(name: str, draws: int, ours: Callable[[], object], reference_name: str, reference: Callable[[], object]) -> None:
+        mine, theirs = best_time(ours, args.repeats), best_time(reference, args.repeats)
+        print(f"| {name} | {draws} | {mine * 1000:.0f} | {reference_name} | {theirs * 1000:.0f} | {mine / theirs:.2f} |", flush=True)
+
+    def probabilities(batch: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(model(batch), dim=1)
+
+    road = ROADCombined()
+    grad_cam_targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
+    row("ROADCombined (9 percentiles x 2 orders)", 18, lambda: road.update(model, inputs, saliency, targets),
+        "pytorch-grad-cam ROADCombined", lambda: GradCamROADCombined()(inputs, saliency.numpy(), grad_cam_targets, model))
+
+    draws = 32
+    ours_infidelity = Infidelity(samples=draws, internal_batch_size=args.chunk)
+
+    def noise(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pattern = torch.randn(batch.shape[0], 1, *batch.shape[2:]) * 0.1
+        return pattern.expand_as(batch), batch - pattern * batch
+
+    attributions = torch.zeros_like(inputs)
+    attributions[:, 0] = saliency
+    row("Infidelity (gaussian)", draws, lambda: ours_infidelity.update(model, inputs, saliency, targets), "captum infidelity",
+        lambda: infidelity(probabilities, noise, inputs, attributions, target=targets, n_perturb_samples=draws,
+                           max_examples_per_batch=args.chunk, normalize=True))
+
+    draws = 8
+    ours_sensitivity = MaxSensitivity(explainer, samples=draws, internal_batch_size=args.chunk)
+
+    def explain(batch: torch.Tensor | tuple[torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor]:
+        return (explainer(model, batch[0] if isinstance(batch, tuple) else batch, target),)
+
+    row("MaxSensitivity (Grad-CAM, incl. its map of x)", draws,
+        lambda: ours_sensitivity.update(model, inputs, explainer(model, inputs, targets), targets), "captum sensitivity_max",
+        lambda: sensitivity_max(explain, inputs, n_perturb_samples=draws, max_examples_per_batch=args.chunk, target=targets))
+
+    draws = 100
+    ours_correlation = FaithfulnessCorrelation(subset=224, samples=draws, internal_batch_size=args.chunk)
+    reference_correlation = quantus.FaithfulnessCorrelation(nr_runs=draws, subset_size=224, perturb_baseline=0.0,
+                                                            return_aggregate=False, disable_warnings=True)
+    row("FaithfulnessCorrelation (224 positions)", draws, lambda: ours_correlation.update(model, inputs, saliency, targets),
+        "quantus FaithfulnessCorrelation",
+        lambda: reference_correlation(model=model, x_batch=x, y_batch=y, a_batch=a, softmax=True, device="cpu", batch_size=args.batch))
+    for metric, reference in ((Sparseness(), quantus.Sparseness(disable_warnings=True)), (Complexity(), quantus.Complexity(disable_warnings=True))):
+        row(type(metric).__name__, 0, lambda: metric.update(model, inputs, saliency, targets), f"quantus {type(metric).__name__}",
+            lambda: reference(model=model, x_batch=x, y_batch=y, a_batch=np.array(a), device="cpu"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=4)
@@ -29,7 +104,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
     args = parser.parse_args()
+    if args.references:
+        reference_rows(args)
+        return
     torch.manual_seed(0)
     model = resnet18(num_classes=1000).eval()
     inputs = torch.randn(args.batch, 3, args.size, args.size)

@@ -27,8 +27,8 @@ from lit_xai.targets import resolve_targets
 
 
 def metric_name(metric: Metric) -> str:
-    """`InsertionDeletion` -> `insertion_deletion`."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(metric).__name__).lower()
+    """`InsertionDeletion` -> `insertion_deletion`, `ROADCombined` -> `road_combined` (acronyms stay whole)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(metric).__name__).lower()
 
 
 class Batch(NamedTuple):
@@ -56,7 +56,9 @@ def split_batch(batch: Any) -> Batch:
 
 def check_metric(name: str, metric: Metric) -> Metric:
     """The callback runs faithfulness metrics, update(model, inputs, saliency, targets), and localisation
-    metrics, update(saliency, masks_or_boxes); anything else is refused with a clear message."""
+    metrics, update(saliency, masks_or_boxes); anything else is refused with a clear message. Metrics
+    that need the explainer (an `explainer` attribute, e.g. MaxSensitivity) must leave it unset: each
+    explainer's copy gets that explainer (`with_explainer`)."""
     if isinstance(metric, LocalisationMetric):
         return metric
     parameters = list(inspect.signature(metric.update).parameters)
@@ -66,6 +68,18 @@ def check_metric(name: str, metric: Metric) -> Metric:
             "update(model, inputs, saliency, targets) or localisation metrics with update(saliency, masks_or_boxes). "
             "Run this metric on its own (see docs/metrics.md)."
         )
+    if getattr(metric, "explainer", None) is not None:
+        raise ValueError(
+            f"metric {name!r} ({type(metric).__name__}) was given an explainer; in ExplainerCallback leave it unset "
+            f"(e.g. {type(metric).__name__}()): each explainer's copy of the metric gets the explainer whose maps it scores"
+        )
+    return metric
+
+
+def with_explainer(metric: Metric, explainer: Explainer) -> Metric:
+    """`metric` with its unset `explainer` attribute (metrics that need the explainer) set to `explainer`."""
+    if hasattr(metric, "explainer") and metric.explainer is None:
+        metric.explainer = explainer
     return metric
 
 
@@ -88,7 +102,8 @@ class ExplainerCallback(pl.Callback):
         metrics: faithfulness metrics (`update(model, inputs, saliency, targets)`) and localisation
             metrics (`update(saliency, masks_or_boxes)`, fed from the batches' third element), as a list
             (named after their class, e.g. `insertion`) or a dict name -> metric; each explainer gets
-            its own copies. Default: Insertion and Deletion.
+            its own copies. Default: Insertion and Deletion. Metrics that need the explainer
+            (MaxSensitivity) are given without one: each explainer's copy gets that explainer.
         probe_size: validation samples explained per epoch, chosen once (stratified by class when the
             dataset exposes its labels, by bins of the target for regression) with `probe_seed`, and
             kept in the callback's state: a resumed run explains the same samples.
@@ -159,7 +174,7 @@ class ExplainerCallback(pl.Callback):
         for name, explainer in self.explainers.items():
             if getattr(explainer, "return_diagnostics", False):
                 raise ValueError(f"explainer {name!r} has return_diagnostics=True; in the callback read its .diagnostics instead")
-            self.metrics.setdefault(name, {m: copy.deepcopy(t) for m, t in self.metric_templates.items()})
+            self.metrics.setdefault(name, {m: with_explainer(copy.deepcopy(t), explainer) for m, t in self.metric_templates.items()})
         self._fill_baselines(trainer)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
