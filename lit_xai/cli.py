@@ -2,7 +2,8 @@
 
 Models and datamodules are chosen by `class_path` (subclass mode), configs compose (`-c a.yaml -c b.yaml`),
 the datamodule's `num_classes` and `input_shape` are passed to the model, the run's config is saved next
-to its logs (overwriting), the seed defaults to 0, misspelt options are errors (no abbreviations), and
+to its logs (overwriting; not saved at all when the run has no logger and no `trainer.default_root_dir`,
+rather than into the current directory), the seed defaults to 0, misspelt options are errors (no abbreviations), and
 `--lr_scheduler OneCycleLR` / `CyclicLR` step every batch (as they are defined).
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
 
 import lit_xai.callbacks  # noqa: F401  (registers class names for short class_path values)
 import lit_xai.datamodules  # noqa: F401
@@ -23,6 +25,20 @@ import lit_xai.models  # noqa: F401
 
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 """Schedulers defined over optimizer steps: `--lr_scheduler OneCycleLR` / `CyclicLR` step every batch."""
+
+
+class SaveConfigToLogDir(SaveConfigCallback):
+    """Lightning's SaveConfigCallback, except that a run without a logger and without an explicit
+    `trainer.default_root_dir` saves no config: Lightning would write `config.yaml` into the current
+    directory (its default root), which is how a run's config ends up in a source tree."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.logger is None and not self.config.get("trainer.default_root_dir"):
+            if not self.already_saved:
+                rank_zero_info("lit-xai: the run has no logger and no trainer.default_root_dir, so its config.yaml is not saved")
+                self.already_saved = True
+            return
+        super().setup(trainer, pl_module, stage)
 
 
 class LitXaiCLI(LightningCLI):
@@ -47,6 +63,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LitXaiCLI:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        save_config_callback=SaveConfigToLogDir,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
         parser_kwargs={"allow_abbrev": False},  # a misspelt option is an error, never a silent expansion
