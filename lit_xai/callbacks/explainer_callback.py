@@ -18,6 +18,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
+from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
+from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
 from lit_xai.callbacks.results import Results, markdown_table, print_results, table_rows, write_results
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure
 from lit_xai.explainers import BankBaselines, Explainer
@@ -29,6 +31,17 @@ from lit_xai.targets import resolve_targets
 def metric_name(metric: Metric) -> str:
     """`InsertionDeletion` -> `insertion_deletion`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(metric).__name__).lower()
+
+
+def log_synchronised(pl_module: pl.LightningModule, name: str, value: float) -> None:
+    """Log, from every rank, a value that needs no reduction: one already the same on every rank (a
+    torchmetrics `compute()`, synchronised; a flag reduced by the callback), or, for seconds per sample,
+    rank 0's own measurement (what the loggers, which write on rank 0, receive).
+
+    Lightning warns ("It is recommended to use `self.log(..., sync_dist=True)`") for epoch-level values
+    logged with `sync_dist=False` under DDP; `sync_dist=True` with `rank_zero_only=True` tells it the
+    value needs no reduction (its sync function is then a no-op), so nothing is reduced and nothing warned."""
+    pl_module.log(name, value, sync_dist=True, rank_zero_only=True)
 
 
 class Batch(NamedTuple):
@@ -151,9 +164,12 @@ class ExplainerCallback(pl.Callback):
         self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
         self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
+        self._progress: ExplainProgress | None = None
+        self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
     # ---- Lightning hooks -------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        destroy_gloo_group_at_exit(self._group_existed)
         if self.explainers is None:
             self.explainers = default_explainers(pl_module)
         for name, explainer in self.explainers.items():
@@ -171,8 +187,10 @@ class ExplainerCallback(pl.Callback):
         batch = self._probe_batch(trainer, pl_module)
         share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
         self._plan_budget(share)
+        self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
         if len(batch.inputs):
             self._explain(pl_module, batch, keep=self.log_images)
+        self._progress.close()
         self._finish_round(trainer, pl_module, "validate")
         if trainer.is_global_zero and self.log_images and len(batch.inputs):
             self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
@@ -180,6 +198,8 @@ class ExplainerCallback(pl.Callback):
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
         self._test_seen, self._first_test_inputs = 0, None
+        samples = samples_in_test(trainer, self.limit_test_samples)
+        self._progress = ExplainProgress(trainer, None if samples is None else samples * len(self.explainers or {}))
 
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -196,6 +216,8 @@ class ExplainerCallback(pl.Callback):
                 self._first_test_inputs = (shown.inputs.detach().clone(), None if shown.labels is None else shown.labels.clone())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._progress is not None:
+            self._progress.close()
         self._finish_round(trainer, pl_module, "test")
         log_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: every rank must ask
         if not trainer.is_global_zero:
@@ -299,6 +321,8 @@ class ExplainerCallback(pl.Callback):
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
                 self._samples[name] += len(inputs)
+                if self._progress is not None:
+                    self._progress.advance(name, len(inputs))
                 if keep:
                     self._shown[name] = saliency[:keep].detach()
                 for key, metric in self.metrics[name].items():
@@ -339,9 +363,9 @@ class ExplainerCallback(pl.Callback):
             results[name] = row
             for column, value in row.items():
                 if not math.isnan(value) and not column.endswith("_se"):
-                    pl_module.log(f"xai/{name}/{column}", value, sync_dist=False)
+                    log_synchronised(pl_module, f"xai/{name}/{column}", value)
             if failed_anywhere[index] > 0:
-                pl_module.log(f"xai/{name}/failed", 1.0, sync_dist=False)
+                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
                 if name not in self.errors:
                     self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
