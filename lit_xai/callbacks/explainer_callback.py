@@ -21,7 +21,7 @@ from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
 from lit_xai.callbacks.results import Results, markdown_table, print_results, table_rows, write_results
-from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure
+from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics import Deletion, Insertion, LocalisationMetric
@@ -161,6 +161,7 @@ class ExplainerCallback(pl.Callback):
         self._samples: dict[str, int] = {}
         self._speed: dict[str, float] = {}
         self._shown: dict[str, Tensor] = {}
+        self._shown_scores: dict[str, Tensor] = {}  # the first metric's values of the shown samples
         self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
         self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
@@ -284,7 +285,7 @@ class ExplainerCallback(pl.Callback):
             return resolve_targets(pl_module(inputs), None)
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
-        self.errors, self.skipped, self._shown, self._curves = {}, [], {}, {}
+        self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
         for metrics in self.metrics.values():
@@ -321,8 +322,6 @@ class ExplainerCallback(pl.Callback):
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
                 self._samples[name] += len(inputs)
-                if self._progress is not None:
-                    self._progress.advance(name, len(inputs))
                 if keep:
                     self._shown[name] = saliency[:keep].detach()
                 for key, metric in self.metrics[name].items():
@@ -332,9 +331,21 @@ class ExplainerCallback(pl.Callback):
                         raise ValueError(f"metric {key!r} needs batches (inputs, labels, masks_or_boxes, ...)")
                     else:
                         metric.update(saliency, batch.regions)
+                if keep:
+                    self._keep_first_metric_values(name, keep)
+                if self._progress is not None:
+                    self._progress.advance(name, len(inputs))
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 warnings.warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
+
+    def _keep_first_metric_values(self, name: str, keep: int) -> None:
+        """The per-sample values of the explainer's first metric for the first `keep` samples (for the
+        overlay figure), when the metric records them (`last_values`, lit-xai's per-image metrics)."""
+        first = next(iter(self.metrics[name].values()), None)
+        values = getattr(first, "last_values", None)
+        if isinstance(values, Tensor):
+            self._shown_scores[name] = values[:keep].detach().cpu()
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every rank computes every metric and curve and joins the same reductions (the collectives must
@@ -376,12 +387,11 @@ class ExplainerCallback(pl.Callback):
         if not maps or not trainer.loggers:
             return
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
-        captions = [
-            f"label {names[int(l)] if names is not None else int(l)}" if labels is not None else f"sample {i}"
-            for i, l in enumerate(labels[: len(inputs)] if labels is not None else range(len(inputs)))
-        ]
+        captions = sample_captions(trainer.lightning_module, inputs, None if labels is None else labels[: len(inputs)], names)
+        scores = {k: v for k, v in self._shown_scores.items() if k in maps}
+        figure = overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions, scores, next(iter(self.metric_templates), ""))
         step = trainer.global_step
-        log_figure(trainer, overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions), f"xai/{stage}_overlays", step)
+        log_figure(trainer, figure, f"xai/{stage}_overlays", step)
         curves = {name: curves for name, curves in self._curves.items() if name not in self.errors and self._samples.get(name)}
         if any(curves.values()):
             log_figure(trainer, curves_figure(curves), f"xai/{stage}_curves", step)
