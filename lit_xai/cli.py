@@ -3,9 +3,10 @@
 Models and datamodules are chosen by `class_path` (subclass mode), configs compose (`-c a.yaml -c b.yaml`),
 the datamodule's `num_classes` and `input_shape` are passed to the model, the run's config is saved next
 to its logs (overwriting; not saved at all when the run has no logger and no `trainer.default_root_dir`,
-rather than into the current directory), the seed defaults to 0, misspelt options are errors (no abbreviations), and
-`--lr_scheduler OneCycleLR` / `CyclicLR` step every batch (as they are defined), and a gloo process group
-that Lightning creates for a CPU DDP run is destroyed at exit (lit_xai.callbacks.ProcessGroupTeardown).
+rather than into the current directory), the seed defaults to 0, misspelt options are errors (no abbreviations),
+`--lr_scheduler OneCycleLR` / `CyclicLR` step every batch (as they are defined), a gloo process group
+that Lightning creates for a CPU DDP run is destroyed at exit (lit_xai.callbacks.ProcessGroupTeardown),
+and a failed download ends with its message (lit_xai.downloads), not a traceback.
 
 The ExplainerCallback has its own top-level group, `xai` (`xai.explainers`, `xai.metrics`,
 `xai.probe_size`, ...), so that a set of explainers, a set of metrics, a dataset and a model come from
@@ -18,7 +19,7 @@ twice and log the same keys.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
@@ -77,7 +78,7 @@ class LitXaiCLI(LightningCLI):
         parser = self._parser(self.subcommand)
         extra: list[Callback] = [c for c in (self._get(self.config_init, key) for key in parser.callback_keys) if c is not None]
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        attached: Optional[list[Any] | Any] = trainer_config.get("callbacks")
+        attached = trainer_config.get("callbacks") or []
         attached = attached if isinstance(attached, list) else [attached]
         if any(isinstance(c, ExplainerCallback) for c in attached) and any(isinstance(c, ExplainerCallback) for c in extra):
             parser.error(
