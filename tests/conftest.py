@@ -1,6 +1,9 @@
-"""Shared tiny models for the tests."""
+"""Shared tiny models for the tests, and the session check that the tests leave the working tree clean."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,3 +55,20 @@ class SmallNet(nn.Module):
 def small_net() -> SmallNet:
     torch.manual_seed(0)
     return SmallNet()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_tree_stays_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the session if the tests wrote into the repository (a saved config.yaml, lightning_logs/, ...):
+    `git status` must read the same after the tests as before. Skipped outside a git checkout."""
+    from tests.clean_tree import new_changes, working_tree_status
+
+    root = Path(request.config.rootpath)
+    before = working_tree_status(root)
+    yield
+    if before is None:
+        return
+    after = working_tree_status(root)
+    changes = new_changes(before, after or set())
+    if changes:
+        pytest.fail("the tests wrote into the working tree (write under tmp_path instead):\n" + "\n".join(changes), pytrace=False)

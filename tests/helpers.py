@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import atexit
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.fabric.utilities.distributed import _destroy_dist_connection
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit as destroy_lightning_gloo_group_at_exit
 from lit_xai.explainers import GradCAM
 from tests.conftest import SmallNet
 
@@ -50,14 +49,9 @@ class TinyData(pl.LightningDataModule):
 
 
 def destroy_gloo_group_at_exit() -> None:
-    """In a ddp_spawn worker, destroy the gloo process group when the process exits.
-
-    Lightning does this for NCCL only; a gloo group left alive lets the interpreter exit while gloo's
-    threads still run, which now and then aborts the worker ("terminate called without an active
-    exception", SIGABRT) after its work is done.
-    """
-    if torch.distributed.is_initialized() and torch.distributed.get_backend() == "gloo":
-        atexit.register(_destroy_dist_connection)
+    """In a ddp_spawn worker of a run without ExplainerCallback (which does it by itself), destroy the gloo
+    process group that Lightning created when the process exits (lit_xai.callbacks.process_group)."""
+    destroy_lightning_gloo_group_at_exit(existed_before=False)
 
 
 class TinyModule(pl.LightningModule):
@@ -71,9 +65,6 @@ class TinyModule(pl.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
-
-    def setup(self, stage: str) -> None:
-        destroy_gloo_group_at_exit()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = F.cross_entropy(self(batch[0]), batch[1])
@@ -118,6 +109,9 @@ class FailingExplainer(GradCAM):
 class MetricsModule(TinyModule):
     """Validation scores the input-gradient-free saliency |x| summed over channels with every faithfulness metric."""
 
+    def setup(self, stage: str) -> None:
+        destroy_gloo_group_at_exit()
+
     def __init__(self) -> None:
         super().__init__()
         from lit_xai.metrics import (
@@ -150,6 +144,9 @@ class MetricsModule(TinyModule):
 
 class RandomizationModule(TinyModule):
     """Validation updates ModelRandomizationSimilarity (Grad-CAM, explicit cascade) and logs its last step."""
+
+    def setup(self, stage: str) -> None:
+        destroy_gloo_group_at_exit()
 
     def __init__(self) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lit_xai.cli import build_cli
+from tests.dataset_fixtures import one_torch_thread  # noqa: F401  (autouse: tiny tensors, one thread)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +108,47 @@ def test_every_explainer_builds_from_yaml() -> None:
     assert type(callback.explainers["jitter_cam"].base).__name__ == "GradCAM"
     assert type(callback.explainers["gradcam_mass_preserving"].upsample).__name__ == "MassPreservingUpsampler"
     assert callback.explainers["hyper_expected_gradcam"].draws == 8
+
+
+def test_explainer_and_metric_sets_compose_from_separate_files(tmp_path: Path) -> None:
+    """`lit-xai test -c quickstart.yaml -c all_explainers.yaml -c all_metrics.yaml`: the `xai` group takes the
+    explainers of one file and the metrics of another (a callback list in `trainer.callbacks` would keep one)."""
+    from lit_xai.callbacks import ExplainerCallback
+
+    configs = [f"-c={ROOT / 'configs' / name}" for name in ("quickstart.yaml", "all_explainers.yaml", "all_metrics.yaml")]
+    cli = build_cli([
+        "test", *configs, f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.limit_test_batches=1",
+        "--xai.limit_test_samples=4", "--xai.baseline_bank_size=4", "--xai.log_images=0", "--trainer.enable_progress_bar=false",
+    ])
+    (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback)]
+    assert callback.probe_size == 128  # quickstart's, kept under the other two files
+    results = list(csv.DictReader((tmp_path / "quickstart" / "version_0" / "xai_results.csv").open()))
+    assert [row["explainer"] for row in results] == list(callback.explainers)  # every explainer of all_explainers.yaml
+    assert len(results) > 40
+    metrics = [
+        "insertion", "deletion", "insertion_deletion", "average_drop", "increase_in_confidence", "average_drop_in_deletion",
+        "road_morf", "road_lerf", "road_combined", "infidelity", "max_sensitivity", "faithfulness_correlation", "sparseness",
+        "complexity",
+    ]
+    assert [column for column in results[0] if not column.endswith("_se")] == ["explainer", *metrics, "seconds_per_sample"]
+    for row in results:  # each explainer scored by each metric on the same 4 samples: values in their ranges
+        values = {m: float(row[m]) for m in metrics}
+        assert all(0 <= values[m] <= 1 for m in ("insertion", "deletion", "average_drop", "increase_in_confidence")), row
+        assert values["insertion_deletion"] == pytest.approx(values["insertion"] - values["deletion"], abs=1e-6), row
+
+
+def test_xai_group_is_optional_and_not_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lit_xai.callbacks import ExplainerCallback, ProcessGroupTeardown
+
+    quickstart = str(ROOT / "configs" / "quickstart.yaml")
+    plain = build_cli(["-c", quickstart, "--xai=null"], run=False)  # no `xai`: no ExplainerCallback
+    assert not [c for c in plain.trainer.callbacks if isinstance(c, ExplainerCallback)]
+    assert [type(c) for c in plain.trainer.callbacks].count(ProcessGroupTeardown) == 1
+    by_hand = tmp_path / "by_hand.yaml"  # the callback attached by hand in trainer.callbacks keeps working
+    by_hand.write_text("trainer:\n  callbacks:\n    - class_path: lit_xai.callbacks.ExplainerCallback\n      init_args: {probe_size: 7}\n")
+    (callback,) = [c for c in build_cli(["-c", quickstart, "--xai=null", "-c", str(by_hand)], run=False).trainer.callbacks if isinstance(c, ExplainerCallback)]
+    assert callback.probe_size == 7
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli(["-c", quickstart, "-c", str(by_hand)], run=False)
+    assert exit_info.value.code == 2
+    assert "an ExplainerCallback is given twice: in the `xai` group and in `trainer.callbacks`" in capsys.readouterr().err

@@ -91,3 +91,27 @@ def test_model_randomization_similarity_two_processes_equal_one() -> None:
         values.append(run.callback_metrics["metric/randomization"].item())
     assert -1 <= values[0] <= 1
     assert values[1] == pytest.approx(values[0], abs=1e-6)
+
+
+def test_cli_validate_on_two_processes_exits_0_without_sync_dist_warnings(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`lit-xai validate` with 2 spawned gloo processes: the xai values (synchronised by torchmetrics) are
+    logged without Lightning's "use sync_dist=True" warning (the workers write to the captured stderr),
+    and the workers, whose gloo group the callback destroys at exit with nothing registered by the user,
+    exit cleanly (a worker that aborts makes the spawn launcher raise)."""
+    from lit_xai.cli import build_cli
+    from tests.test_cli import ROOT, last_values
+
+    build_cli([
+        "validate", "-c", str(ROOT / "configs" / "quickstart.yaml"),
+        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn",
+        f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.limit_val_batches=2",
+        "--trainer.enable_model_summary=false", "--trainer.enable_progress_bar=false",
+        "--xai.probe_size=16", "--xai.print_table=false",
+    ])
+    out, err = capfd.readouterr()
+    assert "sync_dist" not in out + err
+    assert "terminate called" not in err
+    (metrics,) = tmp_path.rglob("metrics.csv")
+    values = last_values(metrics)
+    assert {f"xai/{e}/{m}" for e in ("gradcam", "random") for m in ("insertion", "deletion")} <= set(values)
+    assert 0 <= values["xai/gradcam/deletion"] <= 1

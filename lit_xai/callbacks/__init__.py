@@ -1,5 +1,6 @@
 """Lightning callbacks that explain and score a model during validation and test."""
 
 from lit_xai.callbacks.explainer_callback import ExplainerCallback
+from lit_xai.callbacks.process_group import ProcessGroupTeardown
 
-__all__ = ["ExplainerCallback"]
+__all__ = ["ExplainerCallback", "ProcessGroupTeardown"]

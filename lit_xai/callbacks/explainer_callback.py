@@ -18,8 +18,10 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
+from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
+from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
 from lit_xai.callbacks.results import Results, markdown_table, print_results, table_rows, write_results
-from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure
+from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics import Deletion, Insertion, LocalisationMetric
@@ -29,6 +31,17 @@ from lit_xai.targets import resolve_targets
 def metric_name(metric: Metric) -> str:
     """`InsertionDeletion` -> `insertion_deletion`, `ROADCombined` -> `road_combined` (acronyms stay whole)."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(metric).__name__).lower()
+
+
+def log_synchronised(pl_module: pl.LightningModule, name: str, value: float) -> None:
+    """Log, from every rank, a value that needs no reduction: one already the same on every rank (a
+    torchmetrics `compute()`, synchronised; a flag reduced by the callback), or, for seconds per sample,
+    rank 0's own measurement (what the loggers, which write on rank 0, receive).
+
+    Lightning warns ("It is recommended to use `self.log(..., sync_dist=True)`") for epoch-level values
+    logged with `sync_dist=False` under DDP; `sync_dist=True` with `rank_zero_only=True` tells it the
+    value needs no reduction (its sync function is then a no-op), so nothing is reduced and nothing warned."""
+    pl_module.log(name, value, sync_dist=True, rank_zero_only=True)
 
 
 class Batch(NamedTuple):
@@ -163,12 +176,16 @@ class ExplainerCallback(pl.Callback):
         self._samples: dict[str, int] = {}
         self._speed: dict[str, float] = {}
         self._shown: dict[str, Tensor] = {}
+        self._shown_scores: dict[str, Tensor] = {}  # the first metric's values of the shown samples
         self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
         self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
+        self._progress: ExplainProgress | None = None
+        self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
     # ---- Lightning hooks -------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        destroy_gloo_group_at_exit(self._group_existed)
         if self.explainers is None:
             self.explainers = default_explainers(pl_module)
         for name, explainer in self.explainers.items():
@@ -186,9 +203,11 @@ class ExplainerCallback(pl.Callback):
         batch = self._probe_batch(trainer, pl_module)
         share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
         self._plan_budget(share)
+        self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
         if len(batch.inputs):
             with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
                 self._explain(pl_module, batch, keep=self.log_images)
+        self._progress.close()
         self._finish_round(trainer, pl_module, "validate")
         if trainer.is_global_zero and self.log_images and len(batch.inputs):
             self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
@@ -196,6 +215,8 @@ class ExplainerCallback(pl.Callback):
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
         self._test_seen, self._first_test_inputs = 0, None
+        samples = samples_in_test(trainer, self.limit_test_samples)
+        self._progress = ExplainProgress(trainer, None if samples is None else samples * len(self.explainers or {}))
 
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -213,6 +234,8 @@ class ExplainerCallback(pl.Callback):
                 self._first_test_inputs = (shown.inputs.detach().clone(), None if shown.labels is None else shown.labels.clone())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._progress is not None:
+            self._progress.close()
         self._finish_round(trainer, pl_module, "test")
         log_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: every rank must ask
         if not trainer.is_global_zero:
@@ -279,7 +302,7 @@ class ExplainerCallback(pl.Callback):
             return resolve_targets(pl_module(inputs), None)
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
-        self.errors, self.skipped, self._shown, self._curves = {}, [], {}, {}
+        self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
         for metrics in self.metrics.values():
@@ -325,9 +348,21 @@ class ExplainerCallback(pl.Callback):
                         raise ValueError(f"metric {key!r} needs batches (inputs, labels, masks_or_boxes, ...)")
                     else:
                         metric.update(saliency, batch.regions)
+                if keep:
+                    self._keep_first_metric_values(name, keep)
+                if self._progress is not None:
+                    self._progress.advance(name, len(inputs))
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 warnings.warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
+
+    def _keep_first_metric_values(self, name: str, keep: int) -> None:
+        """The per-sample values of the explainer's first metric for the first `keep` samples (for the
+        overlay figure), when the metric records them (`last_values`, lit-xai's per-image metrics)."""
+        first = next(iter(self.metrics[name].values()), None)
+        values = getattr(first, "last_values", None)
+        if isinstance(values, Tensor):
+            self._shown_scores[name] = values[:keep].detach().cpu()
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every rank computes every metric and curve and joins the same reductions (the collectives must
@@ -356,9 +391,9 @@ class ExplainerCallback(pl.Callback):
             results[name] = row
             for column, value in row.items():
                 if not math.isnan(value) and not column.endswith("_se"):
-                    pl_module.log(f"xai/{name}/{column}", value, sync_dist=False)
+                    log_synchronised(pl_module, f"xai/{name}/{column}", value)
             if failed_anywhere[index] > 0:
-                pl_module.log(f"xai/{name}/failed", 1.0, sync_dist=False)
+                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
                 if name not in self.errors:
                     self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
@@ -369,13 +404,11 @@ class ExplainerCallback(pl.Callback):
         if not maps or not trainer.loggers:
             return
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
-        captions = [
-            (f"target {float(l):.1f}" if l.is_floating_point() else f"label {names[int(l)] if names is not None else int(l)}")
-            if labels is not None else f"sample {i}"
-            for i, l in enumerate(labels[: len(inputs)] if labels is not None else range(len(inputs)))
-        ]
+        captions = sample_captions(trainer.lightning_module, inputs, None if labels is None else labels[: len(inputs)], names)
+        scores = {k: v for k, v in self._shown_scores.items() if k in maps}
+        figure = overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions, scores, next(iter(self.metric_templates), ""))
         step = trainer.global_step
-        log_figure(trainer, overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions), f"xai/{stage}_overlays", step)
+        log_figure(trainer, figure, f"xai/{stage}_overlays", step)
         curves = {name: curves for name, curves in self._curves.items() if name not in self.errors and self._samples.get(name)}
         if any(curves.values()):
             log_figure(trainer, curves_figure(curves), f"xai/{stage}_curves", step)

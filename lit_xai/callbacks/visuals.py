@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from lit_xai.metrics.confidence import normalised_saliency
+from lit_xai.model_state import preserved_model_state
+from lit_xai.targets import is_regression, model_outputs
 
 
 def display_image(sample: Tensor) -> np.ndarray:
@@ -27,9 +29,31 @@ def display_image(sample: Tensor) -> np.ndarray:
     return image[0].numpy() if image.shape[0] != 3 else image.permute(1, 2, 0).numpy()
 
 
-def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str]) -> Figure:
+def sample_captions(model: torch.nn.Module, inputs: Tensor, labels: Tensor | None, class_names: list[str] | None = None) -> list[str]:
+    """`label <class>` and `pred <class>` of each sample (the model's argmax, in eval mode; a regressor's
+    output with 3 significant digits); `sample <i>` instead of the label when there are no labels."""
+
+    def name(value: Tensor) -> str:
+        if value.is_floating_point():
+            return f"{float(value):.3g}"
+        return str(class_names[int(value)]) if class_names is not None else str(int(value))
+
+    with torch.no_grad(), preserved_model_state(model):
+        outputs = model_outputs(model, inputs)
+    predictions = outputs.reshape(-1) if is_regression(outputs) else outputs.argmax(dim=1)
+    return [
+        f"{'sample ' + str(i) if labels is None else 'label ' + name(labels[i])}\npred {name(predictions[i])}"
+        for i in range(len(inputs))
+    ]
+
+
+def overlay_figure(
+    inputs: Tensor, maps: dict[str, Tensor], captions: list[str], scores: dict[str, Tensor] | None = None, score_name: str = ""
+) -> Figure:
     """Rows: samples; columns: the input, then one overlay per explainer (images), or for series `(B, C, T)`
-    the sensor traces with the map as a heatmap under them (`draw_series`: maps `(B, T)` or `(B, C, T)`)."""
+    the sensor traces with the map as a heatmap under them (`draw_series`: maps `(B, T)` or `(B, C, T)`).
+    `captions` label the rows; `scores` (explainer -> per-sample values of the metric `score_name`) are
+    written under each overlay."""
     rows, cols = inputs.shape[0], 1 + len(maps)
     figure = Figure(figsize=(2.2 * cols, 2.2 * rows))
     FigureCanvasAgg(figure)
@@ -43,6 +67,8 @@ def overlay_figure(inputs: Tensor, maps: dict[str, Tensor], captions: list[str])
                 ax.set_title(title, fontsize=8)
             if col == 0:
                 ax.set_ylabel(captions[row], fontsize=8)
+            elif scores is not None and title in scores and row < len(scores[title]):
+                ax.set_xlabel(f"{score_name} {float(scores[title][row]):.3f}", fontsize=7)
             if inputs.ndim == 4:
                 ax.imshow(display_image(inputs[row]), cmap="gray")
                 if saliency is not None:

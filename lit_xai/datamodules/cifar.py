@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from lit_xai.datamodules.vision import DatasetNotFoundError, MalformedDatasetError, VisionDataModule, dataset_message
+from lit_xai.downloads import explain_download_failure
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR100_CLASSES = [
@@ -124,7 +125,14 @@ class CIFARDataModule(VisionDataModule):
     def prepare_data(self) -> None:
         """Download and extract the archive when `download=True` (torchvision skips it when the md5 sums match)."""
         if self.download:
-            self.dataset_class(str(self.root), train=True, download=True)
+            cls = self.dataset_class
+            with explain_download_failure(
+                f"CIFAR-{self.variant} ({cls.filename})", cls.url,
+                f"download it on a machine with internet and extract it into {self.root}, so that "
+                f"{self.root / cls.base_folder} holds the python pickle batches",
+                "download=false (--data.init_args.download=false) reads the batches already in data_dir",
+            ):
+                cls(str(self.root), train=True, download=True)
 
     def _read_split(self, split: str) -> Dataset:
         cls = self.dataset_class

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import Food101
 
 from lit_xai.datamodules.vision import DatasetNotFoundError, MalformedDatasetError, VisionDataModule, dataset_message
+from lit_xai.downloads import explain_download_failure
 
 FOOD101_LAYOUT = """    food-101/meta/train.json   {"<class>": ["<class>/<image id>", ...], ...}  (75,750 images)
     food-101/meta/test.json    the same for the 25,250 test images
@@ -70,7 +71,14 @@ class Food101DataModule(VisionDataModule):
         """The split's json file, after checking (or downloading) the layout."""
         meta = self.base_folder / "meta" / f"{split}.json"
         if self.download and not (meta.is_file() and (self.base_folder / "images").is_dir()):
-            Food101(str(self.base_folder.parent), split="train", download=True)
+            root = self.base_folder.parent
+            with explain_download_failure(
+                "Food-101 (food-101.tar.gz, 5 GB)", Food101._URL,
+                f"download it on a machine with internet and extract it into {root}, so that {self.base_folder} "
+                "holds images/ and meta/",
+                "download=false (--data.init_args.download=false) reads the copy already in data_dir",
+            ):
+                Food101(str(root), split="train", download=True)
         missing = [str(p.relative_to(self.base_folder)) for p in (meta, self.base_folder / "images") if not p.exists()]
         if missing:
             raise DatasetNotFoundError(self._message(f"Food-101 not found: missing {', '.join(missing)}"))

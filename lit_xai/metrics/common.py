@@ -57,6 +57,8 @@ class PerImageMean(Metric):
     """A metric whose value is the mean over images of a per-image value; also its standard error.
 
     Sum states (`total`, `total_sq`, `count`, all `dist_reduce_fx="sum"`) so processes synchronise exactly.
+    `last_values` holds the per-image values of the latest update (this process's, not a state: for
+    figures that show each image's value).
     """
 
     is_differentiable = False
@@ -67,10 +69,12 @@ class PerImageMean(Metric):
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.last_values: Tensor | None = None
 
     def add_values(self, values: Tensor) -> None:
         """Accumulate per-image values `(B,)`."""
         values = values.double().to(self.total.device)
+        self.last_values = values.detach()
         self.total += values.sum()
         self.total_sq += values.square().sum()
         self.count += values.numel()

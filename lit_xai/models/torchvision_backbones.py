@@ -13,8 +13,10 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from lit_xai.downloads import DownloadError, explain_download_failure
 
-class WeightsUnavailableError(RuntimeError):
+
+class WeightsUnavailableError(DownloadError):
     """Pretrained weights are neither in the torch hub cache nor downloadable (e.g. offline)."""
 
 
@@ -88,19 +90,20 @@ def resolve_weights(name: str, weights: str | None) -> WeightsEnum | None:
     return enum.DEFAULT if member == "DEFAULT" else enum[member]
 
 
-def weights_download_hint(weights: WeightsEnum) -> str:
-    """Where the weights are cached and how to fetch them on a machine with internet."""
+def weights_download_hint(weights: WeightsEnum) -> tuple[str, str, str]:
+    """`(what, by hand, switch off)` for `explain_download_failure`: the weights, how to fetch them on a
+    machine with internet and where to copy them here, and how to train without them."""
     full_name = f"{type(weights).__name__}.{weights.name}"
     filename = os.path.basename(urlparse(weights.url).path)
     cache = os.path.join(torch.hub.get_dir(), "checkpoints")
-    return (
-        f"pretrained weights {full_name} ({weights.url}) are not in the torch hub cache {cache} and cannot be downloaded. "
-        f"On a machine with internet run\n"
+    what = f"pretrained weights {full_name} (not in the torch hub cache {cache})"
+    by_hand = (
+        f"on a machine with internet run\n"
         f"    python -c \"import torchvision; torchvision.models.get_weight('{full_name}').get_state_dict(progress=True)\"\n"
-        f"and copy {filename} from that machine's $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints) "
-        f"into {cache} here (or set TORCH_HOME to a directory holding hub/checkpoints/{filename}); "
-        f"weights=null trains from random initialisation"
+        f"  and copy {filename} from that machine's $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints) "
+        f"into {cache} here (or set TORCH_HOME to a directory holding hub/checkpoints/{filename})"
     )
+    return what, by_hand, "weights=null (--model.init_args.weights=null) trains from random initialisation"
 
 
 def vit_options(name: str, input_shape: tuple[int, ...], weights: WeightsEnum | None) -> dict[str, int]:
@@ -138,11 +141,12 @@ def build_torchvision_backbone(
         raise ValueError(f"cifar_stem applies to ResNets only, not {name!r}")
     weight_enum = resolve_weights(name, weights)
     options = vit_options(name, input_shape, weight_enum) if TORCHVISION_BACKBONES[name] == "vit" else {}
-    try:
-        net = torchvision.models.get_model(name, weights=weight_enum, **options)
-    except OSError as error:  # urllib's URLError / HTTPError and socket errors are OSErrors
-        assert weight_enum is not None
-        raise WeightsUnavailableError(f"{weights_download_hint(weight_enum)}\n(cause: {error!r})") from error
+    if weight_enum is None:
+        net = torchvision.models.get_model(name, weights=None, **options)
+    else:
+        what, by_hand, switch_off = weights_download_hint(weight_enum)
+        with explain_download_failure(what, weight_enum.url, by_hand, switch_off, WeightsUnavailableError):
+            net = torchvision.models.get_model(name, weights=weight_enum, **options)
     pretrained_classes = len(weight_enum.meta.get("categories") or []) if weight_enum is not None else -1
     if pretrained_classes != num_classes:
         parent_path, _, attribute = family.head.rpartition(".")
