@@ -28,6 +28,10 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/input_space.py
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/callback.py
+	$(BIN)/python benchmarks/callback_ddp.py
+	$(BIN)/python benchmarks/lrp.py
+	$(BIN)/python benchmarks/high_resolution.py
+	$(BIN)/python benchmarks/floor.py
 
 clean:
 	rm -rf $(VENV) lightning_logs
