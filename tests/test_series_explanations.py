@@ -16,7 +16,7 @@ from lit_xai.callbacks import ExplainerCallback
 from lit_xai.callbacks.probe import choose_probe, dataset_labels, value_bins
 from lit_xai.callbacks.visuals import SERIES_MAP_HEIGHT, overlay_figure
 from lit_xai.datamodules import CMAPSSDataModule
-from lit_xai.explainers import BankBaselines, ExpectedGradCAM, GradCAM, RandomSaliency
+from lit_xai.explainers import BankBaselines, ExpectedGradCAM, ExpectedGradients, GradCAM, IntegratedGradients, RandomSaliency
 from lit_xai.metrics import Deletion, Insertion
 from lit_xai.models import RULRegressor
 from tests.cmapss_fixtures import write_cmapss
@@ -64,6 +64,16 @@ def test_known_answer_cams_put_their_mass_on_the_last_cycles() -> None:
     assert shares["random"] == pytest.approx(LAST / STEPS, abs=0.05)
     for name in ("gradcam", "expected_gradcam"):  # 4 of 20 cycles hold most of the mass
         assert shares[name] > 0.5 and shares[name] > shares["random"] + 0.3, shares
+    # sensors x cycles: input-space maps (reduce="none") put most of |attribution| on sensor 2's last cycles
+    # (4 of the 80 sensor-cycles, a share of 0.05 for a uniform map)
+    for name, explainer in {
+        "integrated_gradients": IntegratedGradients(steps=16, reduce="none"),
+        "expected_gradients": ExpectedGradients(baselines=inputs[:32], draws=16, reduce="none"),
+    }.items():
+        maps = explainer(model, probe).abs()
+        assert maps.shape == (64, CHANNELS, STEPS)
+        shares[name] = float((maps[:, 2, -LAST:].sum(1) / maps.sum((1, 2)).clamp_min(1e-12)).mean())
+        assert shares[name] > 0.5, shares
 
 
 def test_probe_is_stratified_by_rul_bins() -> None:
