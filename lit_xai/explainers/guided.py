@@ -19,11 +19,10 @@ from torch import Tensor, nn
 
 from lit_xai.explainers.cam import LayerExplainer
 from lit_xai.explainers.gradcam import GradCAM
-from lit_xai.explainers.input_space import InputSpaceExplainer, check_reduce, reduce_channels
+from lit_xai.explainers.input_space import InputSpaceExplainer, check_reduce, input_gradients, reduce_channels
 from lit_xai.explainers.layers import get_layer, resolve_target_layer
 from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
 
 class GuidedReLUGradient(torch.autograd.Function):
@@ -72,22 +71,12 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
 def guided_backprop_gradients(model: nn.Module, inputs: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Guided gradient `(B, C, *spatial)` of each sample's target score w.r.t. `inputs`, and the targets used.
 
-    `inputs` must be the explainer's own clone (its `requires_grad` flag is set here). One forward pass
-    with guided ReLUs, one backward pass to the inputs only (`torch.autograd.grad`): parameter `.grad` is
-    never touched. Samples do not interact in eval mode, so the gradient of the summed scores is the
+    One forward pass with guided ReLUs, one backward pass to a fresh leaf copy of the inputs only
+    (`input_space.input_gradients`): parameter `.grad` is never touched. Samples do not interact in eval mode, so the gradient of the summed scores is the
     per-sample gradient.
     """
-    inputs.requires_grad_(True)
     with guided_relus(model):
-        outputs = model_outputs(model, inputs)
-    targets = resolve_targets(outputs, targets)
-    scores = select_scores(outputs, targets)
-    (gradients,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
-    if gradients is None:
-        raise ValueError(
-            f"the output of {type(model).__name__} does not depend on its inputs; "
-            "guided backpropagation needs a path from the inputs to the output"
-        )
+        gradients, _, targets = input_gradients(model, inputs, targets)
     return gradients.detach(), targets
 
 

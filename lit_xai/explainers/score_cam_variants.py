@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.score_cam import ForwardWeightedCAM
+from lit_xai.explainers.scoring import upsampled_masks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.explainers.tokens import TokenView
 from lit_xai.explainers.upsample import UpsampleMode
@@ -32,14 +32,6 @@ def layer_normalised(activations: Tensor, eps: float = 1e-8) -> Tensor:
     flat = activations.flatten(2)
     low, high = flat.amin(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True)
     return ((flat - low) / (high - low + eps)).view_as(activations)
-
-
-def upsampled_masks(channels: Tensor, size: tuple[int, ...]) -> Tensor:
-    """`(n, *s)` normalised channels -> `(n, *size)`, bilinear / linear with align_corners=False."""
-    if tuple(channels.shape[1:]) == size:
-        return channels
-    mode = "linear" if len(size) == 1 else "bilinear"
-    return F.interpolate(channels.unsqueeze(1), size=size, mode=mode, align_corners=False).squeeze(1)
 
 
 def mean_masked_scores(

@@ -73,10 +73,15 @@ def percentile_masks(activations: Tensor, size: tuple[int, ...]) -> Tensor:
     low, high = (quantiles(activations.flatten(1), level) for level in (PERCENTILE_OUTLIERS / 100, 1 - PERCENTILE_OUTLIERS / 100))
     shape = (-1,) + (1,) * (activations.ndim - 1)
     masks = ((activations - low.view(shape)) / high.clamp_min(PERCENTILE_FLOOR).view(shape)).clamp(0.0, 1.0)
-    if tuple(masks.shape[1:]) == tuple(size):
-        return masks
+    return upsampled_masks(masks, tuple(size))
+
+
+def upsampled_masks(channels: Tensor, size: tuple[int, ...]) -> Tensor:
+    """`(n, *s)` masks -> `(n, *size)`, bilinear / linear with align_corners=False (unchanged at that size)."""
+    if tuple(channels.shape[1:]) == tuple(size):
+        return channels
     mode = "linear" if len(size) == 1 else "bilinear"
-    return F.interpolate(masks.unsqueeze(1), size=size, mode=mode, align_corners=False).squeeze(1)
+    return F.interpolate(channels.unsqueeze(1), size=size, mode=mode, align_corners=False).squeeze(1)
 
 
 def masked_target_scores(
