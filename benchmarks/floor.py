@@ -1,7 +1,7 @@
 """Default arguments at the floor: each method's time divided by the plain forward passes it needs
 (its own floor), how cost grows with the work, and peak memory, measured in one run.
 
-    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all]
+    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all] [--device cpu]
 
 Sections (`--section`): `floor` (every method at default arguments: gradient CAMs, Smooth Grad-CAM++,
 Expected Grad-CAM, Insertion, Deletion, Average Drop on the model at `--size`, for each batch size),
@@ -11,7 +11,9 @@ process). Floors: a gradient CAM needs 1 forward pass of the batch; Smooth Grad-
 Expected Grad-CAM `draws` (its baseline bank's activations are cached, as in a validation loop);
 Insertion/Deletion `steps + 1`; Average Drop 2 (plus one pass for the argmax targets when none are given,
 as here). Each floor is timed as back-to-back plain no-grad passes of the batch (up to 10, scaled), the
-rate a long loop sustains. Goal (issue 16): at most 1.1 x the floor at defaults.
+rate a long loop sustains. Goal (issue 16): at most 1.1 x the floor at defaults. `--device cuda` runs
+every section on the GPU (timings synchronise the device; peak memory is `torch.cuda.max_memory_allocated`
+above the model's own, in the same process).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def forward_passes(model: torch.nn.Module, inputs: torch.Tensor, count: int) -> 
 
 def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Callable]]:
     """(name, forward passes of the batch it needs, callable(model, inputs, targets)) at default arguments."""
-    saliency = torch.rand(inputs.shape[0], *inputs.shape[2:])
+    saliency = torch.rand(inputs.shape[0], *inputs.shape[2:], device=inputs.device)
     rows: list[tuple[str, int, Callable]] = [
         (name, 1, getattr(ex, name)("layer4")) for name in ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM")
     ]
@@ -66,13 +68,13 @@ def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Ca
     return rows
 
 
-def floor_table(model_name: str, size: int, batches: list[int], repeats: int) -> None:
-    model = build(model_name)
-    print(f"\n## Default arguments against their floor ({model_name}, {size} px)\n")
+def floor_table(model_name: str, size: int, batches: list[int], repeats: int, device: str = "cpu") -> None:
+    model = build(model_name).to(device)
+    print(f"\n## Default arguments against their floor ({model_name}, {size} px, {device})\n")
     for batch in batches:
-        inputs = torch.randn(batch, 3, size, size)
-        bank = torch.randn(16, 3, size, size)
-        targets = torch.ones(batch, dtype=torch.long)
+        inputs = torch.randn(batch, 3, size, size, device=device)
+        bank = torch.randn(16, 3, size, size, device=device)
+        targets = torch.ones(batch, dtype=torch.long, device=device)
         one = best_time(forward_passes(model, inputs, 1), max(repeats, 5))
         print(f"batch {batch}: one plain forward pass {one * 1000:.0f} ms (best of {max(repeats, 5)})\n")
         print("| method | forward passes needed | ms | / floor |")
@@ -86,10 +88,10 @@ def floor_table(model_name: str, size: int, batches: list[int], repeats: int) ->
         print()
 
 
-def scaling_table(repeats: int) -> None:
+def scaling_table(repeats: int, device: str = "cpu") -> None:
     """Time per unit of work against each axis on resnet18: flat columns mean linear growth."""
-    model = build("resnet18")
-    print("\n## How cost grows (resnet18; ms per forward-pass-equivalent of work, default chunking)\n")
+    model = build("resnet18").to(device)
+    print(f"\n## How cost grows (resnet18, {device}; ms per forward-pass-equivalent of work, default chunking)\n")
 
     def row(label: str, work: float, fn: Callable[[], object]) -> None:
         seconds = best_time(fn, repeats)
@@ -97,18 +99,18 @@ def scaling_table(repeats: int) -> None:
 
     print("| Grad-CAM, image size (batch 4) | pixels / 224^2 x images | ms | ms / unit |\n| --- | ---: | ---: | ---: |")
     for size in (64, 112, 224, 448):
-        inputs = torch.randn(4, 3, size, size)
+        inputs = torch.randn(4, 3, size, size, device=device)
         row(f"{size} px", 4 * (size / 224) ** 2, lambda: ex.GradCAM("layer4")(model, inputs))
     print("\n| Grad-CAM, batch size (224 px) | images | ms | ms / image |\n| --- | ---: | ---: | ---: |")
     for batch in (1, 4, 16, 64):
-        inputs = torch.randn(batch, 3, 224, 224)
+        inputs = torch.randn(batch, 3, 224, 224, device=device)
         row(f"batch {batch}", batch, lambda: ex.GradCAM("layer4")(model, inputs))
-    inputs, bank = torch.randn(4, 3, 112, 112), torch.randn(16, 3, 112, 112)
+    inputs, bank = torch.randn(4, 3, 112, 112, device=device), torch.randn(16, 3, 112, 112, device=device)
     print("\n| Expected Grad-CAM, draws (4 x 112 px) | path points | ms | ms / point |\n| --- | ---: | ---: | ---: |")
     for draws in (4, 16, 64):
         explainer = ex.ExpectedGradCAM("layer4", baselines=bank, draws=draws)
         row(f"{draws} draws", 4 * draws, lambda: explainer(model, inputs))
-    saliency = torch.rand(4, 112, 112)
+    saliency = torch.rand(4, 112, 112, device=device)
     print("\n| Deletion, steps (4 x 112 px) | perturbed images | ms | ms / image |\n| --- | ---: | ---: | ---: |")
     for steps in (8, 32, 128, 256):
         metric = mx.Deletion(steps=steps)
@@ -136,7 +138,37 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) /
 """
 
 
-def memory_table(model_name: str, size: int, batches: list[int]) -> None:
+def cuda_peak_mib(kind: str, model: torch.nn.Module, size: int, batch: int) -> float:
+    """Peak CUDA memory above the model's own while running `kind` once (inputs and bank included)."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    inputs, bank = torch.randn(batch, 3, size, size, device="cuda"), torch.randn(16, 3, size, size, device="cuda")
+    saliency = torch.rand(batch, size, size, device="cuda")
+    if kind == "forward":
+        with torch.no_grad():
+            model(inputs)
+    elif kind == "expected_gradcam":
+        ex.ExpectedGradCAM("layer4", baselines=bank)(model, inputs)
+    else:
+        (mx.Deletion() if kind == "deletion" else mx.Insertion()).update(model, inputs, saliency)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def memory_table(model_name: str, size: int, batches: list[int], device: str = "cpu") -> None:
+    if device != "cpu":
+        model = build(model_name).to(device)
+        print(f"\n## Peak memory at defaults ({model_name}, {size} px, {device}; peak allocated above the model's weights)\n")
+        print("| batch | method | MiB | / one forward pass |\n| --- | --- | ---: | ---: |")
+        for batch in batches:
+            forward = cuda_peak_mib("forward", model, size, batch)
+            print(f"| {batch} | one forward pass | {forward:.0f} | 1.00 |")
+            for kind in ("expected_gradcam", "insertion", "deletion"):
+                value = cuda_peak_mib(kind, model, size, batch)
+                print(f"| {batch} | {kind} | {value:.0f} | {value / forward:.2f} |", flush=True)
+        return
     print(f"\n## Peak memory at defaults ({model_name}, {size} px; growth of peak resident memory, fresh process each)\n")
     print("| batch | method | MiB | / one forward pass |\n| --- | --- | ---: | ---: |")
     for batch in batches:
@@ -158,14 +190,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--section", choices=("all", "floor", "scaling", "memory"), default="all")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     print(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.section in ("all", "floor"):
-        floor_table(args.model, args.size, args.batches, args.repeats)
+        floor_table(args.model, args.size, args.batches, args.repeats, args.device)
     if args.section in ("all", "scaling"):
-        scaling_table(args.repeats)
+        scaling_table(args.repeats, args.device)
     if args.section in ("all", "memory"):
-        memory_table(args.model, args.size, args.batches)
+        memory_table(args.model, args.size, args.batches, args.device)
 
 
 if __name__ == "__main__":

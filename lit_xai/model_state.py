@@ -19,11 +19,14 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
     """
     modes = [(module, module.training) for module in model.modules()]
     flags = [(param, param.requires_grad) for param in model.parameters()]
-    model.eval()
+    if any(training for _, training in modes):
+        model.eval()
     try:
         yield
-    finally:
+    finally:  # only flags that changed are written back (a call on a large model stays cheap)
         for module, training in modes:
-            module.training = training
+            if module.training != training:
+                module.training = training
         for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from lit_xai.callbacks import ExplainerCallback
-from lit_xai.explainers import AblationCAM, ExpectedGradCAM, GradCAM, GradCAMPlusPlus, ScoreCAM, SmoothGradCAMPlusPlus
+from lit_xai.explainers import AblationCAM, BankBaselines, ExpectedGradCAM, GradCAM, GradCAMPlusPlus, ScoreCAM, SmoothGradCAMPlusPlus
 from lit_xai.metrics import AverageDrop, Deletion, Insertion
+from lit_xai.explainers.registry import default_explainers
+from tests.conftest import SmallNet
 from tests.helpers import TinyData, TinyModule
 
 BANK = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -38,6 +40,21 @@ def test_explainers_under_bf16_autocast_are_float32_and_close(small_net, explain
     scale = float(reference.abs().max())
     assert scale > 0
     assert float((mixed - reference).abs().max()) <= tolerance * scale
+
+
+@pytest.mark.parametrize("name", sorted(default_explainers(SmallNet())))
+def test_every_registered_explainer_runs_under_bf16_autocast(name: str) -> None:
+    """Under the trainer's autocast every method returns a finite float32 map (Occlusion once failed here:
+    its bfloat16 score drops were added into a float32 sum)."""
+    torch.manual_seed(0)
+    model, inputs = SmallNet().eval(), torch.randn(2, 3, 16, 16)
+    explainer = default_explainers(model)[name]
+    if getattr(explainer, "baselines", False) is None:
+        explainer.baselines = BankBaselines(torch.rand(3, 3, 16, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        saliency = explainer(model, inputs, torch.tensor([0, 1]))
+    assert saliency.dtype == torch.float32 and saliency.shape[0] == 2
+    assert bool(torch.isfinite(saliency).all())
 
 
 def test_metrics_under_bf16_autocast_are_close(small_net) -> None:

@@ -80,13 +80,14 @@ class GaussianBaselines(BaselineSource):
 
 
 def pair_normal(inputs: Tensor, samples: Tensor, draws: Tensor, seeds: list[int], stream: int) -> Tensor:
-    """Standard normal noise `(n, *shape)`, one independent stream per (sample seed, draw number, stream)."""
-    shape = tuple(inputs.shape[1:])
+    """Standard normal noise `(n, *shape)` drawn on the inputs' device, one independent stream per (sample seed,
+    draw number, stream) (`lit_xai.explainers.seeding`)."""
+    shape, device = tuple(inputs.shape[1:]), inputs.device
     noise = [
-        torch.randn(shape, generator=pair_generator(seeds[b], d, stream))
+        torch.randn(shape, generator=pair_generator(seeds[b], d, stream, device), device=device)
         for b, d in zip(samples.tolist(), draws.tolist())
     ]
-    return torch.stack(noise).to(device=inputs.device, dtype=inputs.dtype)
+    return torch.stack(noise).to(dtype=inputs.dtype)
 
 
 class DataBaselines(BankBaselines):
