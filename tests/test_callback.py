@@ -122,6 +122,13 @@ def test_results_table_written_to_the_log_dir(tmp_path: Path) -> None:
     assert value == pytest.approx(metric.compute().item()) and error == pytest.approx(metric.standard_error().item())
     assert 0 < error < 0.5
     assert (Path(run.log_dir) / "xai_results.md").read_text().startswith("| explainer | deletion |")
+    scores = (Path(run.log_dir) / "xai_scores.csv").read_text().splitlines()
+    assert scores[0] == "explainer,metric,sample,value"
+    rows = [line.split(",") for line in scores[1:]]
+    assert [(e, m, int(i)) for e, m, i, _ in rows] == [(e, "deletion", i) for e in ("gradcam", "random") for i in range(20)]
+    per_image = torch.tensor([float(v) for e, _, _, v in rows if e == "gradcam"], dtype=torch.float64)
+    assert float(per_image.mean()) == pytest.approx(value, rel=1e-6)  # the table holds float32 means
+    assert float(per_image.std() / len(per_image) ** 0.5) == pytest.approx(error, rel=1e-6)
 
 
 def test_bad_arguments() -> None:

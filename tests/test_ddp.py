@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -31,6 +32,7 @@ def validate(devices: int, count_dir: Path) -> dict[str, float]:
     )
     run.validate(TinyModule(), TinyData(), verbose=False)
     values = {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
+    pl.seed_everything(0)  # the same weights for the test run in both cases (validate consumed the RNG in one only)
     run.test(TinyModule(), TinyData(), verbose=False)
     return values
 
@@ -56,6 +58,18 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
         }
         (results,) = logs.rglob("xai_results.csv")
         assert results.read_text().startswith("explainer,insertion,insertion_se,deletion,deletion_se")
+    # every test image's value, gathered from both ranks: the same 20 values per explainer and metric
+    scores = {}
+    for name, directory in (("single", single_dir), ("ddp", ddp_dir)):
+        (path,) = (directory / "logs").rglob("xai_scores.csv")
+        rows = list(csv.DictReader(path.open()))
+        scores[name] = {
+            (e, m): sorted(float(r["value"]) for r in rows if (r["explainer"], r["metric"]) == (e, m))
+            for e in ("gradcam", "random") for m in ("insertion", "deletion")
+        }
+    for key, values in scores["single"].items():
+        assert len(values) == 20, key
+        assert scores["ddp"][key] == pytest.approx(values, abs=1e-6), key
 
 
 def metric_values(devices: int) -> dict[str, float]:

@@ -20,7 +20,7 @@ from torchmetrics import Metric
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
-from lit_xai.callbacks.results import Results, markdown_table, print_results, table_rows, write_results
+from lit_xai.callbacks.results import Results, gather_values, markdown_table, print_results, table_rows, write_results, write_scores
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
@@ -103,7 +103,9 @@ class ExplainerCallback(pl.Callback):
     Logs `xai/<explainer>/<metric>` and `xai/<explainer>/seconds_per_sample`; draws the probe's overlays
     and the mean perturbation curves; prints the explainer x metric table at the end of `fit` and `test`
     and, after `test`, writes it (mean, standard error, seconds per sample) to
-    `<log_dir>/xai_results.{csv,md}` and the loggers. Gradients are real in every loop (explainers enable
+    `<log_dir>/xai_results.{csv,md}` and the loggers, and every test image's value of every per-image
+    metric to `<log_dir>/xai_scores.csv` (explainer, metric, sample, value; `sample` is the same image for
+    every explainer, so methods can be compared image by image). Gradients are real in every loop (explainers enable
     them themselves), the model trains exactly as it would without the callback, and under DDP each rank
     explains its share of the probe while the metrics synchronise through torchmetrics; only rank 0
     draws figures and writes files, and every rank runs the same collectives.
@@ -170,6 +172,8 @@ class ExplainerCallback(pl.Callback):
         self.probe_indices: Tensor | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
         self.results: dict[str, Results] = {}
+        self.scores: dict[str, dict[str, dict[str, Tensor]]] = {}  # stage -> explainer -> metric -> values
+        self._values: dict[str, dict[str, list[Tensor]]] = {}
         self.errors: dict[str, str] = {}
         self.skipped: list[str] = []
         self._seconds: dict[str, float] = {}
@@ -242,6 +246,7 @@ class ExplainerCallback(pl.Callback):
             return
         if log_dir is not None:
             write_results(self.results["test"], log_dir)
+            write_scores({k: v for k, v in self.scores["test"].items() if k not in self.errors}, log_dir)
         header, rows = table_rows(self.results["test"])
         log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
         if self.log_images and self._first_test_inputs is not None:
@@ -303,6 +308,7 @@ class ExplainerCallback(pl.Callback):
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
         self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
+        self._values = {name: {} for name in self.metrics}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
         for metrics in self.metrics.values():
@@ -348,6 +354,10 @@ class ExplainerCallback(pl.Callback):
                         raise ValueError(f"metric {key!r} needs batches (inputs, labels, masks_or_boxes, ...)")
                     else:
                         metric.update(saliency, batch.regions)
+                for key, metric in self.metrics[name].items():
+                    values = getattr(metric, "last_values", None)  # lit-xai's per-image metrics
+                    if isinstance(values, Tensor):
+                        self._values[name].setdefault(key, []).append(values.detach().double().cpu())
                 if keep:
                     self._keep_first_metric_values(name, keep)
                 if self._progress is not None:
@@ -397,6 +407,11 @@ class ExplainerCallback(pl.Callback):
                 if name not in self.errors:
                     self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
+        if stage == "test":  # every rank joins the same gathers: explainer and metric names are the same everywhere
+            self.scores[stage] = {
+                name: {key: gather_values(self._values.get(name, {}).get(key, []), pl_module.device, trainer.world_size) for key in self.metrics[name]}
+                for name in names
+            }
 
     def _draw(self, trainer: pl.Trainer, inputs: Tensor, labels: Tensor | None, stage: str) -> None:
         """Overlays of the kept samples and the mean perturbation curves, sent to the loggers."""

@@ -6,7 +6,10 @@ import csv
 import math
 from pathlib import Path
 
+import torch
 from rich.console import Console
+from torch import Tensor
+from torchmetrics.utilities.distributed import gather_all_tensors
 from rich.table import Table
 
 Results = dict[str, dict[str, float]]
@@ -62,3 +65,27 @@ def write_results(results: Results, directory: str | Path, stem: str = "xai_resu
         writer.writerows(rows)
     md_path.write_text(markdown_table(results))
     return csv_path, md_path
+
+
+def gather_values(values: list[Tensor], device: torch.device, world_size: int) -> Tensor:
+    """This process's per-image values, concatenated, then those of every process in rank order (float64, CPU).
+    Under DDP every rank must call it for the same (explainer, metric) pairs in the same order."""
+    local = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+    if world_size <= 1:
+        return local
+    return torch.cat([part.cpu() for part in gather_all_tensors(local.to(device))])
+
+
+def write_scores(scores: dict[str, dict[str, Tensor]], directory: str | Path, stem: str = "xai_scores") -> Path:
+    """Write `<directory>/<stem>.csv`: one row per (explainer, metric, sample) with the per-image value;
+    explainers and metrics without per-image values are left out."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["explainer", "metric", "sample", "value"])
+        for explainer, metrics in scores.items():
+            for metric, values in metrics.items():
+                writer.writerows([explainer, metric, index, repr(float(value))] for index, value in enumerate(values.tolist()))
+    return path
