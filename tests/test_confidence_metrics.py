@@ -67,7 +67,7 @@ def test_constant_map_beats_gradcam_on_ad_and_iic_but_not_on_deletion() -> None:
     import lightning.pytorch as pl
 
     from lit_xai.datamodules import DigitsDataModule
-    from lit_xai.explainers import GradCAM
+    from lit_xai.explainers import ConstantSaliency, GradCAM
     from lit_xai.models import ImageClassifier
 
     pl.seed_everything(0)
@@ -79,8 +79,8 @@ def test_constant_map_beats_gradcam_on_ad_and_iic_but_not_on_deletion() -> None:
     with torch.no_grad():
         targets = model(inputs).argmax(1)
     gradcam = GradCAM()(model, inputs, targets)
-    constant = torch.full_like(gradcam, 0.9)
-    constant[:, 0, 0], constant[:, -1, -1] = 1.0, 0.0
+    constant = ConstantSaliency()(model, inputs, targets)
+    assert constant[:, 0, 0].eq(1).all() and constant[:, -1, -1].eq(0).all() and constant[:, 1:-1].eq(0.9).all()
 
     def score(metric_class: type, saliency: torch.Tensor, **options: object) -> float:
         metric = metric_class(**options)
@@ -90,3 +90,13 @@ def test_constant_map_beats_gradcam_on_ad_and_iic_but_not_on_deletion() -> None:
     assert score(AverageDrop, constant) < score(AverageDrop, gradcam)
     assert score(IncreaseInConfidence, constant) > score(IncreaseInConfidence, gradcam)
     assert score(Deletion, constant, steps=16) > score(Deletion, gradcam, steps=16) + 0.05
+
+
+def test_constant_saliency_values_and_errors() -> None:
+    from lit_xai.explainers import ConstantSaliency
+
+    series = ConstantSaliency(0.5)(torch.nn.Identity(), torch.randn(2, 3, 5))
+    assert series.tolist() == [[1.0, 0.5, 0.5, 0.5, 0.0]] * 2
+    for bad in (0.0, 1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            ConstantSaliency(bad)

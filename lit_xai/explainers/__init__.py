@@ -5,6 +5,7 @@ from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.baselines import BankBaselines, BaselineSource, DataBaselines, GaussianBaselines, ZeroBaseline
 from lit_xai.explainers.cam import GradientCAM, LayerExplainer
 from lit_xai.explainers.center_saliency import CenterSaliency
+from lit_xai.explainers.constant_saliency import ConstantSaliency
 from lit_xai.explainers.class_activation_map import CAM
 from lit_xai.explainers.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
 from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
@@ -42,6 +43,7 @@ __all__ = [
     "BaselineSource",
     "CAM",
     "CenterSaliency",
+    "ConstantSaliency",
     "ConvergenceDiagnostics",
     "DataBaselines",
     "EigenCAM",
