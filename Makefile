@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lit-xai-installed
 
-.PHONY: install quickstart test benchmark clean
+.PHONY: install quickstart test benchmark study clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/lrp.py
 	$(BIN)/python benchmarks/high_resolution.py
 	$(BIN)/python benchmarks/floor.py
+
+# The seed papers' claims re-tested (benchmarks/study.py): trains the study's models, writes docs/study.md.
+study: $(STAMP)
+	$(BIN)/python benchmarks/study.py
 
 clean:
 	rm -rf $(VENV) lightning_logs

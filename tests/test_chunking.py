@@ -31,8 +31,10 @@ def test_automatic_size_on_cpu_is_the_batch_for_large_inputs_and_fills_tiny_ones
     assert automatic_chunk_size(torch.zeros(4, 3, 224, 224)) == 4
     assert automatic_chunk_size(torch.zeros(16, 3, 224, 224)) == 16
     assert automatic_chunk_size(torch.zeros(1, 3, 224, 224), batch_size=8) == 8
-    assert automatic_chunk_size(torch.zeros(2, 1, 8, 8)) == CPU_MIN_ELEMENTS // 64  # 1024 digits per pass
-    assert [len(c) for c in index_chunks(2500, None, torch.zeros(2, 1, 8, 8))] == [1024, 1024, 452]
+    assert automatic_chunk_size(torch.zeros(1, 3, 224, 224)) == 4  # one image: raised to half a million elements
+    assert automatic_chunk_size(torch.zeros(2, 3, 64, 64)) == 43
+    assert automatic_chunk_size(torch.zeros(2, 1, 8, 8)) == CPU_MIN_ELEMENTS // 64  # 8192 digits per pass
+    assert [len(c) for c in index_chunks(20000, None, torch.zeros(2, 1, 8, 8))] == [8192, 8192, 3616]
     assert [len(c) for c in index_chunks(10, None, torch.zeros(4, 3, 224, 224))] == [4, 4, 2]
 
 
