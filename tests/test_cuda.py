@@ -79,7 +79,9 @@ def test_every_registered_explainer_gives_the_cpu_map_on_cuda(name: str) -> None
     if name not in DEVICE_NOISE:
         torch.testing.assert_close(cuda.cpu(), cpu, rtol=RTOL, atol=ATOL_OF_MAX * scale)
         return
-    torch.testing.assert_close(explain("cuda"), cuda, rtol=0, atol=0)  # reproducible on the device
+    # reproducible on the device: the same draws; CUDA's atomic adds (index_add_) may change the order of the
+    # sums, which moved maps by up to 1.5e-6 relative on an H200 (exact equality failed there)
+    torch.testing.assert_close(explain("cuda"), cuda, rtol=1e-5, atol=1e-6 * scale)
     spread = float((explain("cpu", seed_offset=1) - cpu).norm())
     assert 0 < float((cuda.cpu() - cpu).norm()) <= 1.5 * spread
 
