@@ -41,8 +41,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 RULES = ("zero", "epsilon", "gamma", "alpha_beta", "z_plus", "flat", "w_square", "z_box")
-OWN_FORWARD_RULES = ("zero", "epsilon")
-"""Rules whose graph is the layer's own forward pass (a relay on its input, a rescaled gradient at its output)."""
 
 class _Substitute(torch.autograd.Function):
     """Value of `y`, gradient routed to `t` (which has `y`'s shape): the layer's output carries the rule."""
@@ -71,21 +69,44 @@ class _ScaleGradient(torch.autograd.Function):
 
 
 class _Relay(torch.autograd.Function):
-    """Value `value` (a modified copy of `x`), backward `g -> g * scale` into `x` (`g` when scale is None)."""
+    """Value `value` (a modified copy of `x`, or one channel of it), backward `g -> g * scale` into `x` (`g`
+    when scale is None; copied to every channel of `x` when `value` has one)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
         ctx.has_scale = scale is not None
+        ctx.shape = x.shape
         if scale is not None:
             ctx.save_for_backward(scale)
         return value.view_as(value)  # only ever read by the rule's own layer call, never modified in place
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        if not ctx.has_scale:
-            return grad, None, None
-        (scale,) = ctx.saved_tensors
-        return grad * scale, None, None
+        if ctx.has_scale:
+            (scale,) = ctx.saved_tensors
+            grad = grad * scale
+        if grad.shape != ctx.shape:
+            grad = grad.expand(ctx.shape).contiguous()
+        return grad, None, None
+
+
+class _Relevance(torch.autograd.Function):
+    """Value `value`; backward `g -> g * c_i` into each source `i` (autograd then runs each source's own graph
+    once: what reaches sources that share a graph is summed first). An optional source gets no gradient
+    (None, so its graph is skipped) when `g * c_i` is zero everywhere."""
+
+    @staticmethod
+    def forward(ctx: Any, value: Tensor, coefficients: tuple[tuple[Tensor, bool], ...], *sources: Tensor) -> Tensor:
+        ctx.coefficients = coefficients
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        grads: list[Tensor | None] = []
+        for (coefficient, optional), needed in zip(ctx.coefficients, ctx.needs_input_grad[2:]):
+            part = grad * coefficient if needed else None
+            grads.append(None if part is None or (optional and not bool(part.any())) else part)
+        return (None, None, *grads)
 
 
 def substitute(y: Tensor, t: Tensor) -> Tensor:
@@ -121,9 +142,14 @@ def safe_reciprocal(z: Tensor) -> Tensor:
     return torch.where(zero, torch.zeros_like(z), 1.0 / torch.where(zero, torch.ones_like(z), z))
 
 
-def normalised(z: Tensor, epsilon: float) -> Tensor:
-    """`z` with backward `g -> g / s(z)`."""
-    return z / stabilize(z.detach(), epsilon)
+def combine(y: Tensor, *terms: tuple[Tensor, Tensor] | tuple[Tensor, Tensor, bool]) -> Tensor:
+    """A tensor with `y`'s value whose gradient `g` flows as `g * coefficient` into the `source` of each term
+    `(source, coefficient[, optional])`; coefficients are constants of the backward pass (detached)."""
+    live = [term for term in terms if term[0].requires_grad]
+    if not live:
+        return y
+    coefficients = tuple((term[1].detach(), len(term) > 2 and bool(term[2])) for term in live)  # type: ignore[misc]
+    return _Relevance.apply(y.detach(), coefficients, *(term[0] for term in live))
 
 
 @dataclass(frozen=True)
@@ -179,6 +205,24 @@ class AffineLayer:
             return F.linear(x, weight, bias)
         return self.module._conv_forward(x, weight, bias)
 
+    @property
+    def groups(self) -> int:
+        return int(getattr(self.module, "groups", 1))
+
+    def in_channels(self, x: Tensor) -> int:
+        return x.shape[-1] if isinstance(self.module, nn.Linear) else x.shape[1]
+
+    def single_shape(self, x: Tensor) -> tuple[int, ...]:
+        """`x`'s shape with one channel (features for a Linear)."""
+        return (*x.shape[:-1], 1) if isinstance(self.module, nn.Linear) else (x.shape[0], 1, *x.shape[2:])
+
+    def apply_single(self, x: Tensor) -> Tensor:
+        """The operation with one input and one output channel and an all-ones kernel, no bias (groups = 1)."""
+        ones = x.new_ones((1, 1, *self.module.weight.shape[2:]))
+        if isinstance(self.module, nn.Linear):
+            return F.linear(x, ones, None)
+        return self.module._conv_forward(x, ones, None)
+
 
 def _pos(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clamp(min=0)
@@ -188,58 +232,84 @@ def _neg(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clamp(max=0)
 
 
-def _two_sided(layer: AffineLayer, x: Tensor, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None) -> Tensor:
-    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`; the `x-` term (and its weights, built by
-    `w_on_neg()`) is skipped when x >= 0, e.g. after a ReLU."""
-    has_negative = bool((x.detach() < 0).any())
-    positive = x.detach().clamp(min=0) if has_negative else x.detach()
-    z = layer.apply(relay(x, positive, positive), w_on_pos, bias)
-    if has_negative:
-        negative = x.detach().clamp(max=0)
-        z = z + layer.apply(relay(x, negative, negative), w_on_neg(), None)
-    return z
+def _two_sided(
+    layer: AffineLayer, x: Tensor, relayed: Tensor | None, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None
+) -> Tensor:
+    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`: one layer call when x >= 0 (e.g. after a ReLU; it then
+    reads `relayed`, the relayed input the layer itself ran on, when there is one), two otherwise (the `x-`
+    weights are only built, by `w_on_neg()`, then)."""
+    detached = x.detach()
+    if not bool((detached < 0).any()):
+        return layer.apply(relayed if relayed is not None else relay(x, detached, detached), w_on_pos, bias)
+    positive, negative = detached.clamp(min=0), detached.clamp(max=0)
+    return layer.apply(relay(x, positive, positive), w_on_pos, bias) + layer.apply(relay(x, negative, negative), w_on_neg(), None)
 
 
-def z_plus_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
-    weight, bias = layer.parameters()
-    z = _two_sided(layer, x, weight.clamp(min=0), lambda: weight.clamp(max=0), _pos(bias))
-    return normalised(z, settings.stabilizer)
+def inverse(z: Tensor, epsilon: float) -> Tensor:
+    """`1 / s(z)`, the stabilised denominator's reciprocal (a constant of the backward pass)."""
+    return 1.0 / stabilize(z.detach(), epsilon)
 
 
-def alpha_beta_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+def zero_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    return combine(y, (y, safe_reciprocal(y.detach())))
+
+
+def epsilon_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    return combine(y, (y, inverse(y, settings.epsilon)))
+
+
+def z_plus_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
     weight, bias = layer.parameters()
     positive = weight.clamp(min=0)
-    negative = weight - positive  # = min(W, 0) exactly
-    t = settings.alpha * normalised(_two_sided(layer, x, positive, lambda: negative, _pos(bias)), settings.stabilizer)
-    if settings.beta != 0:
-        t = t - settings.beta * normalised(_two_sided(layer, x, negative, lambda: positive, _neg(bias)), settings.stabilizer)
-    return t
+    z = _two_sided(layer, x, relayed, positive, lambda: weight - positive, _pos(bias))  # weight - W+ = min(W, 0) exactly
+    return combine(y, (z, inverse(z, settings.stabilizer)))
 
 
-def gamma_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
+def alpha_beta_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    """`z+ = W+ x+ + W- x- + b+` is computed; `z- = W- x+ + W+ x- + b- = y - z+` (the two sum to the layer's
+    output), and so is its backward: `y`'s own graph (`W^T`) minus `z+`'s."""
     weight, bias = layer.parameters()
+    positive = weight.clamp(min=0)
+    z_pos = _two_sided(layer, x, relayed, positive, lambda: weight - positive, _pos(bias))
+    up = settings.alpha * inverse(z_pos, settings.stabilizer)
+    if settings.beta == 0:
+        return combine(y, (z_pos, up))
+    down = settings.beta * inverse(y.detach() - z_pos.detach(), settings.stabilizer)
+    return combine(y, (z_pos, up + down), (y, -down))
+
+
+def gamma_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    """`z+ = (W + g W+) x+ + (W + g W-) x- + b + g b+` is computed; `z- = (2 + g) y - z+` (the two sum to
+    `(2 + g) y`), and so is its backward. Where no relevance reaches the units with `y < 0` (e.g. all of them
+    feed a ReLU and the layer above multiplies by its input), `y`'s graph is skipped in the backward pass."""
     g = settings.gamma
-    positive = weight.clamp(min=0)
-    up = weight + g * positive
-    down = weight + g * (weight - positive)
-    up_bias = None if bias is None else bias + g * bias.clamp(min=0)
-    down_bias = None if bias is None else bias + g * bias.clamp(max=0)
-    y = y.detach()
-    t = normalised(_two_sided(layer, x, up, lambda: down, up_bias), settings.stabilizer) * (y > 0).to(y.dtype)
-    return t + normalised(_two_sided(layer, x, down, lambda: up, down_bias), settings.stabilizer) * (y < 0).to(y.dtype)
-
-
-def flat_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
-    weight, _ = layer.parameters()
-    ones = torch.ones_like(x.detach())
-    return normalised(layer.apply(relay(x, ones, None), torch.ones_like(weight), None), settings.stabilizer)
-
-
-def w_square_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
     weight, bias = layer.parameters()
-    ones = torch.ones_like(x.detach())
-    z = layer.apply(relay(x, ones, None), weight**2, None if bias is None else bias**2)
-    return normalised(z, settings.stabilizer)
+    positive = weight.clamp(min=0)
+    up_bias = None if bias is None else bias + g * bias.clamp(min=0)
+    z_pos = _two_sided(layer, x, relayed, weight + g * positive, lambda: weight + g * (weight - positive), up_bias)
+    out = y.detach()
+    up = torch.where(out > 0, inverse(z_pos, settings.stabilizer), 0.0)
+    down = torch.where(out < 0, inverse((2.0 + g) * out - z_pos.detach(), settings.stabilizer), 0.0)
+    return combine(y, (z_pos, up - down), (y, (2.0 + g) * down, True))
+
+
+def flat_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    """`z_k` counts the inputs in unit k's receptive field, the same for every input channel: one input and
+    one output channel of the layer's operation give it (`counts`), and the backward pass sums the
+    relevance over the output channels before that one-channel transpose, then copies it to every input
+    channel. A grouped convolution runs the layer with all-ones weights instead."""
+    weight, _ = layer.parameters()
+    if layer.groups != 1:
+        z = layer.apply(relay(x, torch.ones_like(x.detach()), None), torch.ones_like(weight), None)
+        return combine(y, (z, inverse(z, settings.stabilizer)))
+    counts = layer.apply_single(relay(x, x.detach().new_ones(layer.single_shape(x)), None))
+    return combine(y, (counts.expand_as(y), inverse(layer.in_channels(x) * counts, settings.stabilizer)))
+
+
+def w_square_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    weight, bias = layer.parameters()
+    z = layer.apply(relay(x, torch.ones_like(x.detach()), None), weight**2, None if bias is None else bias**2)
+    return combine(y, (z, inverse(z, settings.stabilizer)))
 
 
 def input_bound(bound: Any, x: Tensor, lowest: bool) -> Tensor:
@@ -271,16 +341,23 @@ def input_bound(bound: Any, x: Tensor, lowest: bool) -> Tensor:
         raise ValueError(f"z_box bound of shape {tuple(value.shape)} does not broadcast to the layer input {tuple(x.shape)}") from None
 
 
-def z_box_rule(layer: AffineLayer, x: Tensor, y: Tensor, settings: RuleSettings) -> Tensor:
-    weight, bias = layer.parameters()
+def z_box_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
+    """`z = W x - W+ l - W- h = W (x - h) - W+ (l - h)` (the biases cancel): two layer calls, and the backward
+    `(x - h) W^T u - (l - h) W+^T u` equals `x W^T u - l W+^T u - h W-^T u` with two transposes."""
+    weight, _ = layer.parameters()
     low, high = input_bound(settings.low, x, True), input_bound(settings.high, x, False)
-    z = layer.apply(relay(x, x, x), weight, bias)
-    z = z - layer.apply(relay(x, low, low), weight.clamp(min=0), _pos(bias))
-    z = z - layer.apply(relay(x, high, high), weight.clamp(max=0), _neg(bias))
-    return normalised(z, settings.stabilizer)
+    shifted, span = x.detach() - high, low - high
+    first = layer.apply(relay(x, shifted, shifted), weight, None)
+    second = layer.apply(relay(x, span, span), weight.clamp(min=0), None)
+    scale = inverse(first.detach() - second.detach(), settings.stabilizer)
+    return combine(y, (first, scale), (second, -scale))
 
 
-MODIFIED_RULES: dict[str, Callable[[AffineLayer, Tensor, Tensor, RuleSettings], Tensor]] = {
+Rule = Callable[[AffineLayer, Tensor, "Tensor | None", Tensor, RuleSettings], Tensor]
+
+RULE_FUNCTIONS: dict[str, Rule] = {
+    "zero": zero_rule,
+    "epsilon": epsilon_rule,
     "gamma": gamma_rule,
     "alpha_beta": alpha_beta_rule,
     "z_plus": z_plus_rule,
@@ -288,12 +365,9 @@ MODIFIED_RULES: dict[str, Callable[[AffineLayer, Tensor, Tensor, RuleSettings], 
     "w_square": w_square_rule,
     "z_box": z_box_rule,
 }
-"""Rules that need a modified forward pass of the layer (other weights or inputs)."""
+"""Each rule maps (layer, its input `x`, the relayed input the layer itself ran on or None, the layer's output
+`y`, settings) to a tensor with `y`'s value whose gradient is the rule's backward."""
 
-
-def output_scale(rule: str, y: Tensor, settings: RuleSettings) -> Tensor:
-    """The backward factor at a layer's output for the own-forward rules: 1 / z (LRP-0) or 1 / s_eps(z)."""
-    y = y.detach()
-    if rule == "zero":
-        return safe_reciprocal(y)
-    return 1.0 / stabilize(y, settings.epsilon)
+RECORDS_OUTPUT = ("zero", "epsilon", "alpha_beta", "gamma")
+"""Rules that use the layer's own forward pass as part of their graph: the layer runs on its relayed input
+`relay(x, x, x)` (the others run it on `x` detached and build their own graph)."""
