@@ -36,10 +36,11 @@ from lit_xai.explainers.lrp_rules import (
     RECORDS_OUTPUT,
     RULE_FUNCTIONS,
     AffineLayer,
+    DerivedWeights,
     RuleSettings,
     combine,
+    inverse,
     relay,
-    scale_gradient,
     stabilize,
     substitute,
 )
@@ -79,8 +80,9 @@ def unsupported_layers(model: nn.Module) -> list[str]:
     return names
 
 
-def affine_layers(model: nn.Module) -> list[AffineLayer]:
-    """Every Conv/Linear module, paired with the BatchNorm registered right after it (zennit's canonizer order)."""
+def affine_layers(model: nn.Module, cache: DerivedWeights | None = None) -> list[AffineLayer]:
+    """Every Conv/Linear module, paired with the BatchNorm registered right after it (zennit's canonizer order);
+    derived weights are kept in `cache` when given."""
     layers: list[AffineLayer] = []
     previous: AffineLayer | None = None
     for name, module in leaves(model):
@@ -93,7 +95,7 @@ def affine_layers(model: nn.Module) -> list[AffineLayer]:
             previous.batch_norm, previous.batch_norm_name = module, name
         previous = None
         if isinstance(module, AFFINE):
-            previous = AffineLayer(name, module)
+            previous = AffineLayer(name, module, cache=cache)
             layers.append(previous)
     return layers
 
@@ -197,7 +199,7 @@ class _Hooks:
             return (relay(x, x, x), *args[1:]) if x.requires_grad else None
 
         def normalise(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            return scale_gradient(output, 1.0 / stabilize(output.detach(), stabilizer)) if output.requires_grad else None
+            return combine(output, (output, inverse(output, stabilizer))) if output.requires_grad else None
 
         self.pre_hook(module, relay_input)
         self.forward_hook(module, normalise)
@@ -262,19 +264,24 @@ def _capture(name: str, captured: list[Tensor]) -> Any:
 
 @contextmanager
 def lrp_backward(
-    model: nn.Module, rules: Mapping[str, str], settings: RuleSettings, target_layer: str | None = None
+    model: nn.Module,
+    rules: Mapping[str, str],
+    settings: RuleSettings,
+    target_layer: str | None = None,
+    cache: DerivedWeights | None = None,
 ) -> Iterator[list[Tensor]]:
     """Inside the block, forward passes of `model` build LRP's backward graph (rules per Conv/Linear name).
 
     With `target_layer`, that layer's output is captured as a new leaf (yielded list; the graph below it
     is not built when the inputs do not require grad): the gradient of the scores with respect to it is
     the layer's relevance. A Conv/Linear merged with its BatchNorm is read at the BatchNorm's output.
+    Weights the rules derive are kept in `cache` across calls when given (see `DerivedWeights`).
     """
     hooks = _Hooks(model, rules, settings)
     captured: list[Tensor] = []
     blocks = residual_blocks()
     try:
-        layers = affine_layers(model)
+        layers = affine_layers(model, cache)
         merged = {layer.batch_norm for layer in layers if layer.batch_norm is not None}
         for layer in layers:
             hooks.affine(layer)

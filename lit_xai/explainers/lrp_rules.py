@@ -33,39 +33,30 @@ what the biases and stabilisers absorb; the others conserve it up to the bias an
 from __future__ import annotations
 
 from collections.abc import Callable
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+T = TypeVar("T")
+
 RULES = ("zero", "epsilon", "gamma", "alpha_beta", "z_plus", "flat", "w_square", "z_box")
+
 
 class _Substitute(torch.autograd.Function):
     """Value of `y`, gradient routed to `t` (which has `y`'s shape): the layer's output carries the rule."""
 
     @staticmethod
     def forward(ctx: Any, y: Tensor, t: Tensor) -> Tensor:
-        return y.clone()
+        ctx.mark_dirty(y)  # returned as it is (no copy): `y` is a detached alias of the layer's output
+        return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
         return None, grad
-
-
-class _ScaleGradient(torch.autograd.Function):
-    """Identity in the forward pass; backward `g -> g * scale`."""
-
-    @staticmethod
-    def forward(ctx: Any, y: Tensor, scale: Tensor) -> Tensor:
-        ctx.save_for_backward(scale)
-        return y.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        (scale,) = ctx.saved_tensors
-        return grad * scale, None
 
 
 class _Relay(torch.autograd.Function):
@@ -98,7 +89,8 @@ class _Relevance(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, value: Tensor, coefficients: tuple[tuple[Tensor, bool], ...], *sources: Tensor) -> Tensor:
         ctx.coefficients = coefficients
-        return value.clone()
+        ctx.mark_dirty(value)  # returned as it is (no copy): `value` is a detached alias of the layer's output
+        return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -116,13 +108,6 @@ def substitute(y: Tensor, t: Tensor) -> Tensor:
     return _Substitute.apply(y.detach(), t)
 
 
-def scale_gradient(y: Tensor, scale: Tensor) -> Tensor:
-    """`y` unchanged, its incoming gradient multiplied by `scale` on the way back."""
-    if not y.requires_grad:
-        return y
-    return _ScaleGradient.apply(y, scale.detach())
-
-
 def relay(x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
     """`value` in the forward pass, `g * scale` into `x` in the backward pass (`g` when scale is None)."""
     value = value.detach()
@@ -133,7 +118,7 @@ def relay(x: Tensor, value: Tensor, scale: Tensor | None) -> Tensor:
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """`z + epsilon * sign(z)` with sign(0) = +1 (zennit's stabiliser): never zero for epsilon > 0."""
-    return torch.where(z >= 0, z + epsilon, z - epsilon)
+    return torch.where(z >= 0, z.new_full((), epsilon), z.new_full((), -epsilon)).add_(z)
 
 
 def safe_reciprocal(z: Tensor) -> Tensor:
@@ -165,19 +150,89 @@ class RuleSettings:
     high: Any = None
 
 
+class DerivedWeights:
+    """The weights each rule derives from a layer's (merged, clamped, ...) kept from one call to the next.
+
+    Deriving them reads and writes every weight of the model a few times, which at a small batch costs a
+    sizeable share of a forward pass. An entry is rebuilt when any tensor it comes from (the layer's and its
+    BatchNorm's registered parameters and buffers) is another object, has moved to other memory, dtype or
+    device, or was modified in place (its version counter: optimiser steps, `load_state_dict`, `copy_`
+    under `no_grad`). Edits through `tensor.data` bypass the version counter and are not seen; weights
+    computed on access (parametrizations) are never cached. Entries go with their module (weak keys); a
+    copy or pickle of the explainer starts empty.
+    """
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[tuple[Any, ...], list[Tensor], Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DerivedWeights:
+        return DerivedWeights()
+
+    def get(self, layer: AffineLayer, kind: str, build: Callable[[], T]) -> T:
+        sources = layer.sources()
+        if sources is None:
+            return build()
+        key = (getattr(layer.batch_norm, "eps", None), *((id(t), t.data_ptr(), t._version, t.dtype, t.device, t.shape) for t in sources))
+        entries = self._entries.setdefault(layer.module, {})
+        entry = entries.get(kind)
+        if entry is not None and entry[0] == key:
+            return entry[2]  # type: ignore[no-any-return]
+        value = build()
+        entries[kind] = (key, sources, value)  # holding the sources keeps their ids and memory from being reused
+        return value
+
+
 class AffineLayer:
     """A Conv1d / Conv2d / Linear, with the BatchNorm that follows it merged in when there is one.
 
     Merging (what canonizers do): with `s = gamma / sqrt(running_var + eps)`, the pair computes
     `W' x + b'` with `W' = s * W` (per output channel) and `b' = (b - running_mean) * s + beta`. The
-    merged parameters are computed here, detached, on every call; the modules are never modified.
+    merged parameters are computed here, detached; the modules are never modified. What the rules derive
+    from them goes through `derived` (kept in `cache` across calls when there is one).
     """
 
-    def __init__(self, name: str, module: nn.Module, batch_norm: nn.Module | None = None, batch_norm_name: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        batch_norm: nn.Module | None = None,
+        batch_norm_name: str | None = None,
+        cache: DerivedWeights | None = None,
+    ) -> None:
         self.name = name
         self.module = module
         self.batch_norm = batch_norm
         self.batch_norm_name = batch_norm_name
+        self.cache = cache
+
+    def sources(self) -> list[Tensor] | None:
+        """The tensors the merged parameters come from, or None when one is not a registered parameter or
+        buffer of its module (e.g. computed by a parametrization), so that nothing derived may be kept."""
+        found = []
+        for module, names in ((self.module, ("weight", "bias")), (self.batch_norm, ("weight", "bias", "running_mean", "running_var"))):
+            if module is None:
+                continue
+            for name in names:
+                tensor = getattr(module, name, None)
+                if tensor is None:
+                    continue
+                registered = module._parameters.get(name, None) if name in module._parameters else module._buffers.get(name, None)
+                if registered is not tensor:
+                    return None
+                found.append(tensor)
+        return found
+
+    def derived(self, kind: str, build: Callable[[], T]) -> T:
+        """`build()` (weights derived for a rule, named `kind` with any setting they depend on), kept in the cache."""
+        return build() if self.cache is None else self.cache.get(self, kind, build)
 
     @property
     def end(self) -> nn.Module:
@@ -206,11 +261,15 @@ class AffineLayer:
         return self.module._conv_forward(x, weight, bias)
 
     @property
+    def channel_axis(self) -> int:
+        return -1 if isinstance(self.module, nn.Linear) else 1
+
+    @property
     def groups(self) -> int:
         return int(getattr(self.module, "groups", 1))
 
     def in_channels(self, x: Tensor) -> int:
-        return x.shape[-1] if isinstance(self.module, nn.Linear) else x.shape[1]
+        return x.shape[self.channel_axis]
 
     def single_shape(self, x: Tensor) -> tuple[int, ...]:
         """`x`'s shape with one channel (features for a Linear)."""
@@ -233,21 +292,48 @@ def _neg(t: Tensor | None) -> Tensor | None:
 
 
 def _two_sided(
-    layer: AffineLayer, x: Tensor, relayed: Tensor | None, w_on_pos: Tensor, w_on_neg: Callable[[], Tensor], bias: Tensor | None
+    layer: AffineLayer,
+    x: Tensor,
+    relayed: Tensor | None,
+    w_on_pos: Tensor,
+    w_on_neg: Callable[[], Tensor],
+    bias: Tensor | None,
+    kind: str,
 ) -> Tensor:
-    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`: one layer call when x >= 0 (e.g. after a ReLU; it then
-    reads `relayed`, the relayed input the layer itself ran on, when there is one), two otherwise (the `x-`
-    weights are only built, by `w_on_neg()`, then)."""
+    """`w_on_pos x+ + w_on_neg x- + bias`, relayed to `x`. When x >= 0 (e.g. after a ReLU) one layer call on
+    `x` (on `relayed`, the relayed input the layer itself ran on, when there is one). Otherwise one call on
+    `[x+, x-]` stacked along the channels with the weights `[w_on_pos, w_on_neg]` (`kind` names that stack
+    among the layer's derived weights): one transpose in the backward pass instead of two, the same
+    arithmetic (two calls for a grouped convolution)."""
     detached = x.detach()
-    if not bool((detached < 0).any()):
+    if bool(detached.amin() >= 0):
         return layer.apply(relayed if relayed is not None else relay(x, detached, detached), w_on_pos, bias)
     positive, negative = detached.clamp(min=0), detached.clamp(max=0)
-    return layer.apply(relay(x, positive, positive), w_on_pos, bias) + layer.apply(relay(x, negative, negative), w_on_neg(), None)
+    if layer.groups != 1:
+        return layer.apply(relay(x, positive, positive), w_on_pos, bias) + layer.apply(relay(x, negative, negative), w_on_neg(), None)
+    stacked = layer.derived(f"{kind}:stacked", lambda: torch.cat([w_on_pos, w_on_neg()], dim=1))
+    parts = torch.cat([relay(x, positive, positive), relay(x, negative, negative)], dim=layer.channel_axis)
+    return layer.apply(parts, stacked, bias)
+
+
+def _positive(layer: AffineLayer) -> tuple[Tensor, Tensor | None]:
+    """`W+`, `b+` of the (merged) layer."""
+
+    def build() -> tuple[Tensor, Tensor | None]:
+        weight, bias = layer.parameters()
+        return weight.clamp(min=0), _pos(bias)
+
+    return layer.derived("positive", build)
+
+
+def _negative(layer: AffineLayer) -> Tensor:
+    """`W-` of the (merged) layer."""
+    return layer.derived("negative", lambda: layer.parameters()[0].clamp(max=0))
 
 
 def inverse(z: Tensor, epsilon: float) -> Tensor:
     """`1 / s(z)`, the stabilised denominator's reciprocal (a constant of the backward pass)."""
-    return 1.0 / stabilize(z.detach(), epsilon)
+    return stabilize(z.detach(), epsilon).reciprocal_()
 
 
 def zero_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
@@ -259,18 +345,16 @@ def epsilon_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tenso
 
 
 def z_plus_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
-    weight, bias = layer.parameters()
-    positive = weight.clamp(min=0)
-    z = _two_sided(layer, x, relayed, positive, lambda: weight - positive, _pos(bias))  # weight - W+ = min(W, 0) exactly
+    positive, positive_bias = _positive(layer)
+    z = _two_sided(layer, x, relayed, positive, lambda: _negative(layer), positive_bias, "positive|negative")
     return combine(y, (z, inverse(z, settings.stabilizer)))
 
 
 def alpha_beta_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
     """`z+ = W+ x+ + W- x- + b+` is computed; `z- = W- x+ + W+ x- + b- = y - z+` (the two sum to the layer's
     output), and so is its backward: `y`'s own graph (`W^T`) minus `z+`'s."""
-    weight, bias = layer.parameters()
-    positive = weight.clamp(min=0)
-    z_pos = _two_sided(layer, x, relayed, positive, lambda: weight - positive, _pos(bias))
+    positive, positive_bias = _positive(layer)
+    z_pos = _two_sided(layer, x, relayed, positive, lambda: _negative(layer), positive_bias, "positive|negative")
     up = settings.alpha * inverse(z_pos, settings.stabilizer)
     if settings.beta == 0:
         return combine(y, (z_pos, up))
@@ -283,10 +367,18 @@ def gamma_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor,
     `(2 + g) y`), and so is its backward. Where no relevance reaches the units with `y < 0` (e.g. all of them
     feed a ReLU and the layer above multiplies by its input), `y`'s graph is skipped in the backward pass."""
     g = settings.gamma
-    weight, bias = layer.parameters()
-    positive = weight.clamp(min=0)
-    up_bias = None if bias is None else bias + g * bias.clamp(min=0)
-    z_pos = _two_sided(layer, x, relayed, weight + g * positive, lambda: weight + g * (weight - positive), up_bias)
+
+    def build_up() -> tuple[Tensor, Tensor | None]:
+        weight, bias = layer.parameters()
+        return weight + g * weight.clamp(min=0), None if bias is None else bias + g * bias.clamp(min=0)
+
+    def build_down() -> Tensor:
+        weight = layer.parameters()[0]
+        return weight + g * weight.clamp(max=0)
+
+    up_weight, up_bias = layer.derived(f"gamma_up:{g!r}", build_up)
+    down = lambda: layer.derived(f"gamma_down:{g!r}", build_down)  # noqa: E731
+    z_pos = _two_sided(layer, x, relayed, up_weight, down, up_bias, f"gamma_up|gamma_down:{g!r}")
     out = y.detach()
     up = torch.where(out > 0, inverse(z_pos, settings.stabilizer), 0.0)
     down = torch.where(out < 0, inverse((2.0 + g) * out - z_pos.detach(), settings.stabilizer), 0.0)
@@ -298,17 +390,20 @@ def flat_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, 
     one output channel of the layer's operation give it (`counts`), and the backward pass sums the
     relevance over the output channels before that one-channel transpose, then copies it to every input
     channel. A grouped convolution runs the layer with all-ones weights instead."""
-    weight, _ = layer.parameters()
     if layer.groups != 1:
-        z = layer.apply(relay(x, torch.ones_like(x.detach()), None), torch.ones_like(weight), None)
+        z = layer.apply(relay(x, torch.ones_like(x.detach()), None), torch.ones_like(layer.module.weight.detach()), None)
         return combine(y, (z, inverse(z, settings.stabilizer)))
     counts = layer.apply_single(relay(x, x.detach().new_ones(layer.single_shape(x)), None))
     return combine(y, (counts.expand_as(y), inverse(layer.in_channels(x) * counts, settings.stabilizer)))
 
 
 def w_square_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
-    weight, bias = layer.parameters()
-    z = layer.apply(relay(x, torch.ones_like(x.detach()), None), weight**2, None if bias is None else bias**2)
+    def build() -> tuple[Tensor, Tensor | None]:
+        weight, bias = layer.parameters()
+        return weight**2, None if bias is None else bias**2
+
+    square, square_bias = layer.derived("square", build)
+    z = layer.apply(relay(x, torch.ones_like(x.detach()), None), square, square_bias)
     return combine(y, (z, inverse(z, settings.stabilizer)))
 
 
@@ -342,15 +437,21 @@ def input_bound(bound: Any, x: Tensor, lowest: bool) -> Tensor:
 
 
 def z_box_rule(layer: AffineLayer, x: Tensor, relayed: Tensor | None, y: Tensor, settings: RuleSettings) -> Tensor:
-    """`z = W x - W+ l - W- h = W (x - h) - W+ (l - h)` (the biases cancel): two layer calls, and the backward
-    `(x - h) W^T u - (l - h) W+^T u` equals `x W^T u - l W+^T u - h W-^T u` with two transposes."""
-    weight, _ = layer.parameters()
+    """`z = W x - W+ l - W- h = W (x - h) - W+ (l - h)` (the biases cancel), and the backward
+    `(x - h) W^T u - (l - h) W+^T u` equals `x W^T u - l W+^T u - h W-^T u`: one layer call on twice the
+    input channels and one transpose instead of three of each (two for a grouped convolution)."""
     low, high = input_bound(settings.low, x, True), input_bound(settings.high, x, False)
     shifted, span = x.detach() - high, low - high
-    first = layer.apply(relay(x, shifted, shifted), weight, None)
-    second = layer.apply(relay(x, span, span), weight.clamp(min=0), None)
-    scale = inverse(first.detach() - second.detach(), settings.stabilizer)
-    return combine(y, (first, scale), (second, -scale))
+    if layer.groups != 1:
+        weight = layer.derived("merged", lambda: layer.parameters()[0])
+        first = layer.apply(relay(x, shifted, shifted), weight, None)
+        second = layer.apply(relay(x, span, span), _positive(layer)[0], None)
+        scale = inverse(first.detach() - second.detach(), settings.stabilizer)
+        return combine(y, (first, scale), (second, -scale))
+    # one call on [x - h, l - h] stacked along the channels with the weights [W, -W+]
+    stacked = layer.derived("z_box:stacked", lambda: torch.cat([layer.parameters()[0], -_positive(layer)[0]], dim=1))
+    z = layer.apply(torch.cat([relay(x, shifted, shifted), relay(x, span, span)], dim=layer.channel_axis), stacked, None)
+    return combine(y, (z, inverse(z, settings.stabilizer)))
 
 
 Rule = Callable[[AffineLayer, Tensor, "Tensor | None", Tensor, RuleSettings], Tensor]
