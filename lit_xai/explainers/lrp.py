@@ -123,7 +123,10 @@ class LRP(_LRPSettings, Explainer):
     redistributes in proportion to its inputs; max pooling to the winner; torchvision ResNet blocks split
     the relevance of `out + identity` in proportion to each branch's contribution. An unsupported layer
     raises a ValueError naming it. One forward pass builds the modified backward graph (forward hooks
-    make each layer's output carry its rule's gradient), one backward pass computes the relevance.
+    make each layer's output carry its rule's gradient), one backward pass computes the relevance. The
+    weights the rules derive (merged with BatchNorm, clamped) are kept between calls of one explainer and
+    rebuilt when a parameter or BatchNorm buffer changes (in place, or moved); edits through `param.data`
+    are not seen (make a new explainer after those).
 
     Args:
         composite: a composite or rule name (above).

@@ -1,14 +1,28 @@
 """LRP rules as gradient modifiers: what a linear layer's backward pass does to the relevance it receives.
 
 Relevance is what flows backward. A layer with input `x` and output `y` receives the relevance `R` of
-its outputs as the "gradient" and hands `R_in` to its input. Every rule here is written as a small
-autograd graph `t(x)` whose ordinary backward pass maps `R` to `R_in`; the layer's forward hook then
-returns a tensor with the value of `y` and the gradient of `t` (`substitute(y, t)`), so one forward pass
-and one backward pass give the relevance of every layer (the "gradient trick"). Two helpers build `t`:
+its outputs as the "gradient" and hands `R_in` to its input. Every rule is a small autograd graph whose
+ordinary backward pass maps `R` to `R_in`; the layer's forward hook returns a tensor with the value of `y`
+whose gradient flows into that graph (`combine`), so one forward pass and one backward pass give the
+relevance of every layer (the "gradient trick"). The pieces:
 
-* `relay(x, m)`: value `m` (a modified input: `x`, `x+`, `x-`, a bound, ones), backward `g -> m * g`,
+* `relay(x, m, a)`: value `m` (a modified input: `x`, `x+`, `x-`, a bound, ones), backward `g -> a * g`,
   i.e. the `a_j` factor of `R_j = a_j sum_k w_jk R_k / z_k` applied on the input side;
-* `z / stabilize(z).detach()`: backward `g -> g / z_stabilised`, the normalisation on the output side.
+* the layer's operation on a relayed input with (modified) weights: its backward is the transpose `W^T`;
+* `combine(y, (z_i, c_i), ...)`: backward `g -> g * c_i` into each `z_i`, e.g. `c = 1 / s(z)`, the
+  normalisation on the output side. Contributions to one graph are summed before it runs, so each
+  transpose runs once per layer.
+
+Cost per layer, in layer-sized operations (one forward call of the layer = 1, its transpose = 1): the
+model's own forward pass (1) is needed anyway. `zero` / `epsilon` reuse it: + 1 transpose = 2.
+`z_plus` on `x >= 0` (every layer after a ReLU): + `W+ x` + its transpose = 3. `alpha_beta` and `gamma`
+reuse the layer's own pass for their second denominator (`z- = y - z+`, `z- = (2 + g) y - z+`), so
+they compute one modified forward, but their backward needs two different weight matrices applied to two
+different signals (`W+^T` and `W^T`): 4; `gamma` skips `W^T` (3) where no relevance reaches the units
+with `y < 0`. `flat`'s denominators and transpose run on one channel (about 1 + 0). On inputs of both
+signs (the first layer) `z_plus` / `alpha_beta` / `gamma` stack `[x+, x-]` into one call of twice the
+input channels; `z_box` stacks `[x - h, l - h]` likewise. The weights the rules derive (merged with
+BatchNorm, clamped, stacked) are kept between calls (`DerivedWeights`).
 
 With `W`, `b` the layer's weights and bias (a following BatchNorm merged in), `W+ = max(W, 0)`,
 `W- = min(W, 0)`, `x+ = max(x, 0)`, `x- = min(x, 0)`, `s(z) = z + eps * sign(z)` (sign(0) = +1), the rules
