@@ -275,3 +275,59 @@ def test_registered_for_models_with_conv_or_linear_and_relu() -> None:
     assert "lrp" in REGISTRY
     assert "lrp" in default_explainers(BiasFreeNet())
     assert "lrp" not in default_explainers(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)))
+
+
+def test_derived_weights_follow_in_place_updates_conversions_and_copies() -> None:
+    """One explainer keeps the weights its rules derive between calls; an optimiser-style in-place update,
+    a BatchNorm statistic update and a dtype conversion are seen (same map as a new explainer), and a
+    deep copy or pickle of the explainer starts without them."""
+    import copy
+    import pickle
+
+    model = tiny_resnet(BasicBlock, zero_biases=False)
+    inputs = torch.randn(1, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    for name in ("epsilon_gamma_box", "epsilon_alpha2_beta1"):
+        explainer = LRP(name, reduce="none")
+        first = explainer(model, inputs)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(0.9).add_(0.01)
+            model.layer1[0].bn1.running_var.mul_(1.5)
+        second = explainer(model, inputs)
+        assert torch.equal(second, LRP(name, reduce="none")(model, inputs))
+        assert not torch.allclose(first, second)
+        for clone in (copy.deepcopy(explainer), pickle.loads(pickle.dumps(explainer))):
+            assert torch.equal(clone(model, inputs), second)
+    explainer = LRP("epsilon_plus", reduce="none")
+    explainer(model, inputs)
+    single = copy.deepcopy(model).float()
+    assert torch.equal(explainer(single, inputs.float()), LRP("epsilon_plus", reduce="none")(single, inputs.float()))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"])
+def test_grouped_convolution_equals_its_block_diagonal_dense_form(composite: str) -> None:
+    """A grouped convolution and the dense one with its block-diagonal weights compute the same, and the
+    z_box, gamma, alpha-beta and z-plus rules give zero weights no share: same relevance (the grouped layers
+    take the two-call paths, the dense ones the stacked ones; the first layer sees inputs of both signs)."""
+    torch.manual_seed(13)
+    grouped = nn.Sequential(
+        nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1, groups=3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(6 * 5 * 5, 3),
+    ).double().eval()
+    dense = nn.Sequential(
+        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 3)
+    ).double().eval()
+    with torch.no_grad():
+        for index in (0, 2):
+            conv, full = grouped[index], dense[index]
+            full.weight.zero_()
+            size_in, size_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+            for group in range(conv.groups):
+                rows, cols = slice(group * size_out, (group + 1) * size_out), slice(group * size_in, (group + 1) * size_in)
+                full.weight[rows, cols] = conv.weight[rows]
+            full.bias.copy_(conv.bias)
+        dense[5].load_state_dict(grouped[5].state_dict())
+    inputs = torch.randn(2, 4, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
+    torch.testing.assert_close(dense(inputs), grouped(inputs))
+    explainer = LRP(composite, reduce="none", **({"low": -3.0, "high": 3.0} if composite == "epsilon_gamma_box" else {}))
+    torch.testing.assert_close(explainer(grouped, inputs), explainer(dense, inputs), rtol=1e-5, atol=1e-7)

@@ -14,7 +14,7 @@ from lit_xai.explainers.input_space import check_reduce, reduce_channels
 from lit_xai.explainers.layers import get_layer
 from lit_xai.explainers.lrp_backward import UnsupportedLayerError, lrp_backward
 from lit_xai.explainers.lrp_composites import assign_rules, check_composite, check_rule_overrides
-from lit_xai.explainers.lrp_rules import RuleSettings
+from lit_xai.explainers.lrp_rules import DerivedWeights, RuleSettings
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
@@ -35,6 +35,7 @@ def lrp_relevance(
     overrides: Mapping[str, str],
     settings: RuleSettings,
     target_layer: str | None = None,
+    cache: DerivedWeights | None = None,
 ) -> Tensor:
     """Relevance of each sample's target score at the input `(B, C, *spatial)` or at `target_layer`'s output.
 
@@ -42,7 +43,7 @@ def lrp_relevance(
     with the output relevance `one_hot(target) * f(x)` (the raw logit; a regressor's prediction), so
     that sum_d R_d = f(x) for conservative rules. `inputs` is the explainer's own clone. Parameters
     are frozen for the pass (the explainer contract restores their flags): no `.grad` is written and no
-    graph is built for them.
+    graph is built for them. `cache` keeps the weights the rules derive between calls (`DerivedWeights`).
     """
     rules = assign_rules(model, composite, overrides)
     for parameter in model.parameters():
@@ -51,7 +52,7 @@ def lrp_relevance(
         inputs.requires_grad_(True)
     else:
         get_layer(model, target_layer)
-    with lrp_backward(model, rules, settings, target_layer) as captured:
+    with lrp_backward(model, rules, settings, target_layer, cache) as captured:
         try:
             outputs = model_outputs(model, inputs)
         except ValueError as error:
@@ -92,6 +93,7 @@ class _LRPSettings:
         self.rules = check_rule_overrides(rules)
         self.epsilon, self.gamma, self.alpha, self.beta, self.stabilizer = epsilon, gamma, alpha, beta, stabilizer
         self.low, self.high = low, high
+        self._derived = DerivedWeights()
 
     @property
     def settings(self) -> RuleSettings:
@@ -121,7 +123,10 @@ class LRP(_LRPSettings, Explainer):
     redistributes in proportion to its inputs; max pooling to the winner; torchvision ResNet blocks split
     the relevance of `out + identity` in proportion to each branch's contribution. An unsupported layer
     raises a ValueError naming it. One forward pass builds the modified backward graph (forward hooks
-    make each layer's output carry its rule's gradient), one backward pass computes the relevance.
+    make each layer's output carry its rule's gradient), one backward pass computes the relevance. The
+    weights the rules derive (merged with BatchNorm, clamped) are kept between calls of one explainer and
+    rebuilt when a parameter or BatchNorm buffer changes (in place, or moved); edits through `param.data`
+    are not seen (make a new explainer after those).
 
     Args:
         composite: a composite or rule name (above).
@@ -155,7 +160,7 @@ class LRP(_LRPSettings, Explainer):
         self.reduce = check_reduce(reduce)
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        relevance = lrp_relevance(model, inputs, targets, self.composite, self.rules, self.settings)
+        relevance = lrp_relevance(model, inputs, targets, self.composite, self.rules, self.settings, cache=self._derived)
         return reduce_channels(relevance.detach(), self.reduce)
 
 
@@ -192,7 +197,7 @@ class LayerLRP(_LRPSettings, LayerExplainer):
         self.reduce = reduce
 
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        relevance = lrp_relevance(model, inputs, targets, self.composite, self.rules, self.settings, layer_name)
+        relevance = lrp_relevance(model, inputs, targets, self.composite, self.rules, self.settings, layer_name, self._derived)
         if relevance.ndim != inputs.ndim:
             raise ValueError(
                 f"target layer {layer_name!r} outputs shape {tuple(relevance.shape)}, not (B, K, *spatial) like the inputs "

@@ -26,20 +26,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lit_xai.explainers.layers import get_layer
 from lit_xai.explainers.lrp_composites import AFFINE
 from lit_xai.explainers.lrp_rules import (
-    MODIFIED_RULES,
-    OWN_FORWARD_RULES,
+    RECORDS_OUTPUT,
+    RULE_FUNCTIONS,
     AffineLayer,
+    DerivedWeights,
     RuleSettings,
-    output_scale,
+    combine,
+    inverse,
     relay,
-    scale_gradient,
     stabilize,
     substitute,
 )
@@ -79,8 +79,9 @@ def unsupported_layers(model: nn.Module) -> list[str]:
     return names
 
 
-def affine_layers(model: nn.Module) -> list[AffineLayer]:
-    """Every Conv/Linear module, paired with the BatchNorm registered right after it (zennit's canonizer order)."""
+def affine_layers(model: nn.Module, cache: DerivedWeights | None = None) -> list[AffineLayer]:
+    """Every Conv/Linear module, paired with the BatchNorm registered right after it (zennit's canonizer order);
+    derived weights are kept in `cache` when given."""
     layers: list[AffineLayer] = []
     previous: AffineLayer | None = None
     for name, module in leaves(model):
@@ -93,7 +94,7 @@ def affine_layers(model: nn.Module) -> list[AffineLayer]:
             previous.batch_norm, previous.batch_norm_name = module, name
         previous = None
         if isinstance(module, AFFINE):
-            previous = AffineLayer(name, module)
+            previous = AffineLayer(name, module, cache=cache)
             layers.append(previous)
     return layers
 
@@ -131,55 +132,46 @@ class _Hooks:
     def affine(self, layer: AffineLayer) -> None:
         rule = self.rules[layer.name]
         module, norm = layer.module, layer.batch_norm
+        records = rule in RECORDS_OUTPUT
 
-        if rule in OWN_FORWARD_RULES:
+        def prepare_input(mod: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            x = _first_tensor(args, layer.name)
+            if not x.requires_grad:
+                return None
+            # a rule that reuses the layer's own pass gets it recorded on the relayed input; the others build
+            # their graph from `x` and the layer itself runs without one
+            fed = relay(x, x, x) if records else x.detach()
+            self.stash[(mod, "input")] = (x, fed if records else None)
+            return (fed, *args[1:])
 
-            def relay_input(mod: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-                x = _first_tensor(args, layer.name)
-                return (relay(x, x, x), *args[1:]) if x.requires_grad else None
-
-            self.pre_hook(module, relay_input)
-        else:
-
-            def keep_input(mod: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-                x = _first_tensor(args, layer.name)
-                if not x.requires_grad:
-                    return None
-                self.stash[(mod, "input")] = x  # the rule's graph starts here; the layer itself runs without one
-                return (x.detach(), *args[1:])
-
-            self.pre_hook(module, keep_input)
-
-        def stash_input(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            x = self.stash.pop((mod, "input"), None) if rule not in OWN_FORWARD_RULES else None
+        def after_layer(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
+            x, relayed = self.stash.pop((mod, "input"), (None, None))
             x = _first_tensor(args, layer.name) if x is None else x
             if norm is not None:
-                self.stash[mod] = (x, output)
+                self.stash[mod] = (x, relayed, output)
                 return None
-            return self.apply_rule(layer, rule, x, output)
+            return self.apply_rule(layer, rule, x, relayed, output)
 
-        self.forward_hook(module, stash_input)
+        self.pre_hook(module, prepare_input)
+        self.forward_hook(module, after_layer)
         if norm is None:
             return
 
         def merged_output(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            x, linear_output = self.stash.pop(module, (None, None))
+            x, relayed, linear_output = self.stash.pop(module, (None, None, None))
             if linear_output is None or args[0] is not linear_output:
                 raise ValueError(
                     f"BatchNorm {layer.batch_norm_name!r} is registered right after {layer.name!r} but does not take its "
                     "output in the forward pass; LRP merges such pairs, so register modules in the order forward uses them"
                 )
-            return self.apply_rule(layer, rule, x, output)
+            return self.apply_rule(layer, rule, x, relayed, output)
 
         self.forward_hook(norm, merged_output)
 
-    def apply_rule(self, layer: AffineLayer, rule: str, x: Tensor, output: Tensor) -> Tensor | None:
+    def apply_rule(self, layer: AffineLayer, rule: str, x: Tensor, relayed: Tensor | None, output: Tensor) -> Tensor | None:
         if not isinstance(output, Tensor) or not (x.requires_grad or output.requires_grad):
             return None
-        if rule in OWN_FORWARD_RULES:
-            return scale_gradient(output, output_scale(rule, output, self.settings))
-        output = output.detach()
-        return substitute(output, MODIFIED_RULES[rule](layer, x, output, self.settings))
+        return RULE_FUNCTIONS[rule](layer, x, relayed, output, self.settings)
 
     # --- layers that pass relevance unchanged -------------------------------------------------------
     def passthrough(self, module: nn.Module) -> None:
@@ -206,7 +198,7 @@ class _Hooks:
             return (relay(x, x, x), *args[1:]) if x.requires_grad else None
 
         def normalise(mod: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            return scale_gradient(output, 1.0 / stabilize(output.detach(), stabilizer)) if output.requires_grad else None
+            return combine(output, (output, inverse(output, stabilizer))) if output.requires_grad else None
 
         self.pre_hook(module, relay_input)
         self.forward_hook(module, normalise)
@@ -223,9 +215,8 @@ class _Hooks:
             identity = parts.get("identity", args[0])
             if not (branch.requires_grad or identity.requires_grad):
                 return None
-            total = (branch.detach() + identity.detach())
-            t = (relay(identity, identity, identity) + relay(branch, branch, branch)) / stabilize(total, stabilizer)
-            return substitute(output, t)
+            scale = 1.0 / stabilize(branch.detach() + identity.detach(), stabilizer)
+            return combine(output, (identity, identity.detach() * scale), (branch, branch.detach() * scale))
 
         self.forward_hook(block, split_sum)
 
@@ -272,19 +263,24 @@ def _capture(name: str, captured: list[Tensor]) -> Any:
 
 @contextmanager
 def lrp_backward(
-    model: nn.Module, rules: Mapping[str, str], settings: RuleSettings, target_layer: str | None = None
+    model: nn.Module,
+    rules: Mapping[str, str],
+    settings: RuleSettings,
+    target_layer: str | None = None,
+    cache: DerivedWeights | None = None,
 ) -> Iterator[list[Tensor]]:
     """Inside the block, forward passes of `model` build LRP's backward graph (rules per Conv/Linear name).
 
     With `target_layer`, that layer's output is captured as a new leaf (yielded list; the graph below it
     is not built when the inputs do not require grad): the gradient of the scores with respect to it is
     the layer's relevance. A Conv/Linear merged with its BatchNorm is read at the BatchNorm's output.
+    Weights the rules derive are kept in `cache` across calls when given (see `DerivedWeights`).
     """
     hooks = _Hooks(model, rules, settings)
     captured: list[Tensor] = []
     blocks = residual_blocks()
     try:
-        layers = affine_layers(model)
+        layers = affine_layers(model, cache)
         merged = {layer.batch_norm for layer in layers if layer.batch_norm is not None}
         for layer in layers:
             hooks.affine(layer)
