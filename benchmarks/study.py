@@ -334,7 +334,7 @@ def runs(args: argparse.Namespace, data_root: Path) -> list[Run]:
         [*cmapss_common, *(["--xai.explainers.expected_gradcam.init_args.draws=4"] if quick else [])],
         fit=["configs/cmapss_fd001_cnn_lstm.yaml"], fit_overrides=[*cmapss_common, *cmapss_fit],
         describe=(f"NASA's FD001 files in {args.cmapss}" if args.cmapss else "a synthetic FD001 in NASA's format (tests/cmapss_fixtures.py: 40 training, 100 test engines)")
-        + ", CNN-LSTM of configs/cmapss_fd001_cnn_lstm.yaml, 8 epochs",
+        + f", CNN-LSTM of configs/cmapss_fd001_cnn_lstm.yaml, {1 if quick else 8} epochs",
     ))
     return chosen
 

@@ -17,8 +17,10 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
     global random state, BatchNorm uses (and does not update) its running statistics, and samples in a
     batch do not interact.
     """
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
+    modes, flags = [], []
+    for module in model.modules():  # one walk of the module tree (this runs on every explainer call)
+        modes.append((module, module.training))
+        flags.extend((param, param.requires_grad) for param in module._parameters.values() if param is not None)
     if any(training for _, training in modes):
         model.eval()
     try:

@@ -55,7 +55,7 @@ def test_quick_study_runs_every_model_and_writes_the_report(tmp_path: Path) -> N
     assert len(rows) == len(study.CLAIMS)  # one verdict per claim: every method the claims need ran
     assert all(any(v in row for v in ("**holds**", "**does not hold**", "**not resolved")) for row in rows)
     assert {p.name for p in docs.glob("*.png")} == {"study_cams.png", "study_hyper.png", "study_spectral.png", "study_cmapss.png"}
-    assert "Run time:" in report and "validation acc" in report and "test rmse" in report
+    assert "Run time:" in report and "validation acc" in report and "; test mae" in report
 
 
 def test_real_data_options_compose_the_evaluation_configs(tmp_path: Path) -> None:
