@@ -1,7 +1,7 @@
 """Default arguments at the floor: each method's time divided by the plain forward passes it needs
 (its own floor), how cost grows with the work, and peak memory, measured in one run.
 
-    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all]
+    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all] [--methods NAME ...]
 
 Sections (`--section`): `floor` (every method at default arguments: gradient CAMs, Smooth Grad-CAM++,
 Expected Grad-CAM, Insertion, Deletion, Average Drop on the model at `--size`, for each batch size),
@@ -66,7 +66,7 @@ def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Ca
     return rows
 
 
-def floor_table(model_name: str, size: int, batches: list[int], repeats: int) -> None:
+def floor_table(model_name: str, size: int, batches: list[int], repeats: int, only: list[str] | None = None) -> None:
     model = build(model_name)
     print(f"\n## Default arguments against their floor ({model_name}, {size} px)\n")
     for batch in batches:
@@ -78,6 +78,8 @@ def floor_table(model_name: str, size: int, batches: list[int], repeats: int) ->
         print("| method | forward passes needed | ms | / floor |")
         print("| --- | ---: | ---: | ---: |")
         for name, passes, method in methods(inputs, bank):
+            if only and not any(name.split()[0] == wanted for wanted in only):
+                continue
             # the floor: `passes` forward passes at the sustained rate of up to 10 back-to-back passes
             sample = min(passes, 10)
             floor = best_time(forward_passes(model, inputs, sample), repeats) * passes / sample
@@ -158,10 +160,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--section", choices=("all", "floor", "scaling", "memory"), default="all")
+    parser.add_argument("--methods", nargs="+", help="floor section: only these methods (class names, e.g. ExpectedGradCAM)")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.section in ("all", "floor"):
-        floor_table(args.model, args.size, args.batches, args.repeats)
+        floor_table(args.model, args.size, args.batches, args.repeats, args.methods)
     if args.section in ("all", "scaling"):
         scaling_table(args.repeats)
     if args.section in ("all", "memory"):
