@@ -8,7 +8,8 @@ Expected Grad-CAM, Insertion, Deletion, Average Drop on the model at `--size`, f
 `scaling` (time against image size, batch size, draws and steps on resnet18), `memory` (peak resident
 memory of Expected Grad-CAM and Insertion/Deletion against one forward pass of the batch, each in a fresh
 process). Floors: a gradient CAM needs 1 forward pass of the batch; Smooth Grad-CAM++ `samples`;
-Expected Grad-CAM `draws` (its baseline bank's activations are cached, as in a validation loop);
+Expected Grad-CAM `draws + 1` (a pass of the path points per draw and one of the inputs themselves for
+A(x), y(x) and the targets; its baseline bank's activations are cached, as in a validation loop);
 Insertion/Deletion `steps + 1`; Average Drop 2 (plus one pass for the argmax targets when none are given,
 as here). Each floor is timed as back-to-back plain no-grad passes of the batch (up to 10, scaled), the
 rate a long loop sustains. Goal (issue 16): at most 1.1 x the floor at defaults.
@@ -57,7 +58,8 @@ def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Ca
     smooth = ex.SmoothGradCAMPlusPlus("layer4")
     rows.append((f"SmoothGradCAMPlusPlus ({smooth.samples} samples)", smooth.samples, smooth))
     expected = ex.ExpectedGradCAM("layer4", baselines=bank)
-    rows.append((f"ExpectedGradCAM ({expected.draws} draws)", expected.draws, expected))
+    # one pass per draw (the path points) plus the inputs' own pass, which gives A(x), the scores and the targets
+    rows.append((f"ExpectedGradCAM ({expected.draws} draws)", expected.draws + 1, expected))
     for metric_class in (mx.Insertion, mx.Deletion):
         metric = metric_class()
         rows.append((f"{metric_class.__name__} ({metric.steps} steps)", metric.steps + 1, lambda m, x, t, metric=metric: metric.curves(m, x, saliency, t)))
