@@ -1,14 +1,15 @@
 """Default arguments at the floor: each method's time divided by the plain forward passes it needs
 (its own floor), how cost grows with the work, and peak memory, measured in one run.
 
-    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all] [--device cpu]
+    python benchmarks/floor.py [--model resnet50] [--size 224] [--batches 4 16] [--section all] [--device cpu] [--methods NAME ...]
 
 Sections (`--section`): `floor` (every method at default arguments: gradient CAMs, Smooth Grad-CAM++,
 Expected Grad-CAM, Insertion, Deletion, Average Drop on the model at `--size`, for each batch size),
 `scaling` (time against image size, batch size, draws and steps on resnet18), `memory` (peak resident
 memory of Expected Grad-CAM and Insertion/Deletion against one forward pass of the batch, each in a fresh
 process). Floors: a gradient CAM needs 1 forward pass of the batch; Smooth Grad-CAM++ `samples`;
-Expected Grad-CAM `draws` (its baseline bank's activations are cached, as in a validation loop);
+Expected Grad-CAM `draws + 1` (a pass of the path points per draw and one of the inputs themselves for
+A(x), y(x) and the targets; its baseline bank's activations are cached, as in a validation loop);
 Insertion/Deletion `steps + 1`; Average Drop 2 (plus one pass for the argmax targets when none are given,
 as here). Each floor is timed as back-to-back plain no-grad passes of the batch (up to 10, scaled), the
 rate a long loop sustains. Goal (issue 16): at most 1.1 x the floor at defaults. `--device cuda` runs
@@ -57,9 +58,10 @@ def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Ca
         (name, 1, getattr(ex, name)("layer4")) for name in ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM")
     ]
     smooth = ex.SmoothGradCAMPlusPlus("layer4")
-    rows.append((f"SmoothGradCAMPlusPlus ({smooth.samples} samples)", smooth.samples, smooth))
+    rows.append((f"SmoothGradCAMPlusPlus ({smooth.samples} samples)", smooth.samples + 1, smooth))  # + the inputs' own pass
     expected = ex.ExpectedGradCAM("layer4", baselines=bank)
-    rows.append((f"ExpectedGradCAM ({expected.draws} draws)", expected.draws, expected))
+    # one pass per draw (the path points) plus the inputs' own pass, which gives A(x), the scores and the targets
+    rows.append((f"ExpectedGradCAM ({expected.draws} draws)", expected.draws + 1, expected))
     for metric_class in (mx.Insertion, mx.Deletion):
         metric = metric_class()
         rows.append((f"{metric_class.__name__} ({metric.steps} steps)", metric.steps + 1, lambda m, x, t, metric=metric: metric.curves(m, x, saliency, t)))
@@ -68,7 +70,7 @@ def methods(inputs: torch.Tensor, bank: torch.Tensor) -> list[tuple[str, int, Ca
     return rows
 
 
-def floor_table(model_name: str, size: int, batches: list[int], repeats: int, device: str = "cpu") -> None:
+def floor_table(model_name: str, size: int, batches: list[int], repeats: int, device: str = "cpu", only: list[str] | None = None) -> None:
     model = build(model_name).to(device)
     print(f"\n## Default arguments against their floor ({model_name}, {size} px, {device})\n")
     for batch in batches:
@@ -80,6 +82,8 @@ def floor_table(model_name: str, size: int, batches: list[int], repeats: int, de
         print("| method | forward passes needed | ms | / floor |")
         print("| --- | ---: | ---: | ---: |")
         for name, passes, method in methods(inputs, bank):
+            if only and not any(name.split()[0] == wanted for wanted in only):
+                continue
             # the floor: `passes` forward passes at the sustained rate of up to 10 back-to-back passes
             sample = min(passes, 10)
             floor = best_time(forward_passes(model, inputs, sample), repeats) * passes / sample
@@ -191,12 +195,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--section", choices=("all", "floor", "scaling", "memory"), default="all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--methods", nargs="+", help="floor section: only these methods (class names, e.g. ExpectedGradCAM)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     print(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.section in ("all", "floor"):
-        floor_table(args.model, args.size, args.batches, args.repeats, args.device)
+        floor_table(args.model, args.size, args.batches, args.repeats, args.device, args.methods)
     if args.section in ("all", "scaling"):
         scaling_table(args.repeats, args.device)
     if args.section in ("all", "memory"):

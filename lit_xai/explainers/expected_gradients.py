@@ -153,24 +153,30 @@ def expected_gradients(
         groups_used[members] += 1
         for member, step in pair_chunks(len(members), draws, internal_batch_size, inputs):
             b, d = members[member], group * draws + step
-            base = bank[indices[b, d]] if bank is not None else source.draw_pairs(inputs, b, d, seeds)  # type: ignore[index]
+            drawn = indices[b, d] if indices is not None else None
+            # gathers by index_select (contiguous rows copied whole) and in-place arithmetic: the same
+            # values as `base + a * (x - base)` and `(A(x) - A(x')) * g`, with fewer passes over memory
+            base = bank.index_select(0, drawn) if bank is not None else source.draw_pairs(inputs, b, d, seeds)  # type: ignore[arg-type]
             if noise_std > 0:
                 base = base + noise_std * pair_normal(inputs, b, d, seeds, stream=4)
-            path = (base + factors[b, d].view(-1, *(1,) * (inputs.ndim - 1)) * (inputs[b] - base)).requires_grad_(input_terms)
+            difference = inputs.index_select(0, b).sub_(base)
+            along = factors[b, d].view(-1, *(1,) * (inputs.ndim - 1))
+            path = (difference * along if input_terms else difference.mul_(along)).add_(base).requires_grad_(input_terms)
             count = len(b)
             if cached is None:
                 out, acts = forward_with_activations(model, layer_name, torch.cat([path, base]), graph)
                 base_acts, base_out = acts[count:].detach(), out[count:].detach()
             else:
                 out, acts = forward_with_activations(model, layer_name, path, graph)
-                base_acts, base_out = cached[0][indices[b, d]], cached[1][indices[b, d]]  # type: ignore[index]
-            path_scores = select_scores(out[:count], None if targets is None else targets[b])
+                base_acts, base_out = cached[0].index_select(0, drawn), cached[1].index_select(0, drawn)  # type: ignore[arg-type]
+            chunk_targets = None if targets is None else targets[b]
+            path_scores = select_scores(out[:count], chunk_targets)
             grads = torch.autograd.grad(path_scores.sum(), [acts] + ([path] if input_terms else []))
             slot = b * groups + group
-            layer_sums.index_add_(0, slot, (activations[b] - base_acts.to(dtype)) * grads[0][:count].to(dtype))
+            layer_sums.index_add_(0, slot, activations.index_select(0, b).sub_(base_acts.to(dtype)).mul_(grads[0][:count].to(dtype)))
             if input_sums is not None:
-                input_sums.index_add_(0, b, (inputs[b] - base) * grads[1].to(dtype))
-            baseline_score_sums.index_add_(0, slot, select_scores(base_out, None if targets is None else targets[b]).to(dtype))
+                input_sums.index_add_(0, b, difference.mul_(grads[1].to(dtype)))
+            baseline_score_sums.index_add_(0, slot, select_scores(base_out, chunk_targets).to(dtype))
         if tolerance is not None:
             delta = convergence(layer_sums, baseline_score_sums, scores, groups, draws, groups_used).delta
             active &= delta > tolerance
