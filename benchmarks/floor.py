@@ -7,7 +7,7 @@ Sections (`--section`): `floor` (every method at default arguments: gradient CAM
 Expected Grad-CAM, Insertion, Deletion, Average Drop on the model at `--size`, for each batch size),
 `scaling` (time against image size, batch size, draws and steps on resnet18), `memory` (peak resident
 memory of Expected Grad-CAM and Insertion/Deletion against one forward pass of the batch, each in a fresh
-process). Floors: a gradient CAM needs 1 forward pass of the batch; Smooth Grad-CAM++ `samples`;
+process). Floors: a gradient CAM needs 1 forward pass of the batch; Smooth Grad-CAM++ `samples + 1` (the noisy copies and the inputs themselves);
 Expected Grad-CAM `draws + 1` (a pass of the path points per draw and one of the inputs themselves for
 A(x), y(x) and the targets; its baseline bank's activations are cached, as in a validation loop);
 Insertion/Deletion `steps + 1`; Average Drop 2 (plus one pass for the argmax targets when none are given,

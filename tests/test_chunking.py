@@ -27,10 +27,11 @@ def test_pair_chunks_are_sample_major() -> None:
     assert pairs == [([0, 0, 1, 1], [0, 1, 0, 1]), ([2, 2], [0, 1])]
 
 
-def test_automatic_size_on_cpu_is_the_batch_for_large_inputs_and_fills_tiny_ones() -> None:
+def test_automatic_size_on_cpu_is_the_batch_between_half_a_million_and_a_million_elements() -> None:
     assert automatic_chunk_size(torch.zeros(4, 3, 224, 224)) == 4
-    assert automatic_chunk_size(torch.zeros(16, 3, 224, 224)) == 16
-    assert automatic_chunk_size(torch.zeros(1, 3, 224, 224), batch_size=8) == 8
+    assert automatic_chunk_size(torch.zeros(16, 3, 224, 224)) == 6  # capped at 2**20 elements
+    assert automatic_chunk_size(torch.zeros(1, 3, 224, 224), batch_size=5) == 5
+    assert automatic_chunk_size(torch.zeros(1, 3, 1024, 1024)) == 1  # one input over the cap still runs
     assert automatic_chunk_size(torch.zeros(1, 3, 224, 224)) == 4  # one image: raised to half a million elements
     assert automatic_chunk_size(torch.zeros(2, 3, 64, 64)) == 43
     assert automatic_chunk_size(torch.zeros(2, 1, 8, 8)) == CPU_MIN_ELEMENTS // 64  # 8192 digits per pass
