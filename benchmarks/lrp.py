@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 from torchvision import models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from lit_xai.explainers import LRP  # noqa: E402
 from lit_xai.explainers.lrp_composites import assign_rules  # noqa: E402
+from tests.zennit_reference import COMPOSITES, zennit_composite  # noqa: E402
 
 # layer-sized operations per Conv/Linear (its forward call = 1, its transpose = 1), by rule and input sign;
 # a stacked call on [x+, x-] (twice the input channels) counts 2, and so does its transpose
@@ -81,30 +83,19 @@ def operation_floor(model: torch.nn.Module, name: str, inputs: torch.Tensor) -> 
             handle.remove()
     return sums["lrp"] / sums["forward"]
 
-COMPOSITES = ["epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_alpha2_beta1_flat"]
 
 
 def zennit_call(model: torch.nn.Module, name: str, inputs: torch.Tensor, target: int):  # type: ignore[no-untyped-def]
     try:
-        from zennit import composites
         from zennit.attribution import Gradient
-        from zennit.torchvision import ResNetCanonizer, VGGCanonizer
     except ImportError:
         return None
-    canonizer = VGGCanonizer if isinstance(model, models.VGG) else ResNetCanonizer
-    kind = {
-        "epsilon_plus": composites.EpsilonPlus,
-        "epsilon_plus_flat": composites.EpsilonPlusFlat,
-        "epsilon_gamma_box": composites.EpsilonGammaBox,
-        "epsilon_alpha2_beta1": composites.EpsilonAlpha2Beta1,
-        "epsilon_alpha2_beta1_flat": composites.EpsilonAlpha2Beta1Flat,
-    }[name]
-    extra = {"low": -3.0 * torch.ones_like(inputs), "high": 3.0 * torch.ones_like(inputs)} if name == "epsilon_gamma_box" else {}
+    bounds = (-3.0 * torch.ones_like(inputs), 3.0 * torch.ones_like(inputs)) if name == "epsilon_gamma_box" else (None, None)
     one_hot = torch.zeros(len(inputs), 1000)
     one_hot[:, target] = 1.0
 
     def run() -> None:
-        with Gradient(model=model, composite=kind(canonizers=[canonizer()], **extra)) as attributor:
+        with Gradient(model=model, composite=zennit_composite(model, name, *bounds)) as attributor:
             attributor(inputs, one_hot)
 
     return run

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torchvision.models import VGG, resnet18, vgg11_bn
+from torchvision.models import resnet18, vgg11_bn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from lit_xai.explainers import LRP, LayerLRP
 from lit_xai.explainers.registry import REGISTRY, default_explainers
+from tests.zennit_reference import COMPOSITES as ZENNIT_COMPOSITES, zennit_composite
 
-COMPOSITES = ["epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_alpha2_beta1_flat"]
+COMPOSITES = list(ZENNIT_COMPOSITES)
 
 
 def one_unit(weights: list[float]) -> nn.Module:
@@ -187,19 +188,9 @@ def small_resnet18() -> nn.Module:
 
 def zennit_relevance(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, name: str, low: object, high: object) -> torch.Tensor:
     """zennit's map for a one-hot output relevance times the target logit (our output relevance f(x))."""
-    from zennit import composites
     from zennit.attribution import Gradient
-    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
-    canonizer = VGGCanonizer() if isinstance(model, VGG) else ResNetCanonizer()
-    kind = {
-        "epsilon_plus": composites.EpsilonPlus,
-        "epsilon_plus_flat": composites.EpsilonPlusFlat,
-        "epsilon_gamma_box": composites.EpsilonGammaBox,
-        "epsilon_alpha2_beta1": composites.EpsilonAlpha2Beta1,
-        "epsilon_alpha2_beta1_flat": composites.EpsilonAlpha2Beta1Flat,
-    }[name]
-    composite = kind(low=low, high=high, canonizers=[canonizer]) if name == "epsilon_gamma_box" else kind(canonizers=[canonizer])
+    composite = zennit_composite(model, name, low, high)
     logits = model(inputs).gather(1, targets[:, None]).squeeze(1)
     one_hot = torch.eye(10, dtype=inputs.dtype)[targets]
     with Gradient(model=model, composite=composite) as attributor:
@@ -301,7 +292,10 @@ def test_derived_weights_follow_in_place_updates_conversions_and_copies() -> Non
     explainer = LRP("epsilon_plus", reduce="none")
     explainer(model, inputs)
     single = copy.deepcopy(model).float()
-    assert torch.equal(explainer(single, inputs.float()), LRP("epsilon_plus", reduce="none")(single, inputs.float()))
+    # float32 on oneDNN: two calls may sum in another order (3.7e-8 relative seen; exact equality failed about
+    # every other run); weights cached from the float64 model would be off by far more, or fail on the dtype
+    fresh = LRP("epsilon_plus", reduce="none")(single, inputs.float())
+    torch.testing.assert_close(explainer(single, inputs.float()), fresh, rtol=1e-6, atol=1e-6 * float(fresh.abs().max()))
 
 
 @pytest.mark.parametrize("composite", ["epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"])
