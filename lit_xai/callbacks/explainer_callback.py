@@ -358,21 +358,14 @@ class ExplainerCallback(pl.Callback):
                     values = getattr(metric, "last_values", None)  # lit-xai's per-image metrics
                     if isinstance(values, Tensor):
                         self._values[name].setdefault(key, []).append(values.detach().double().cpu())
-                if keep:
-                    self._keep_first_metric_values(name, keep)
+                first = self._values[name].get(next(iter(self.metrics[name]), ""))
+                if keep and first:  # the first metric's values of the shown samples (overlay captions)
+                    self._shown_scores[name] = first[-1][:keep]
                 if self._progress is not None:
                     self._progress.advance(name, len(inputs))
             except Exception as error:  # an explainer that fails must not stop training
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 warnings.warn(f"ExplainerCallback: explainer {name!r} failed and is skipped this round: {self.errors[name]}")
-
-    def _keep_first_metric_values(self, name: str, keep: int) -> None:
-        """The per-sample values of the explainer's first metric for the first `keep` samples (for the
-        overlay figure), when the metric records them (`last_values`, lit-xai's per-image metrics)."""
-        first = next(iter(self.metrics[name].values()), None)
-        values = getattr(first, "last_values", None)
-        if isinstance(values, Tensor):
-            self._shown_scores[name] = values[:keep].detach().cpu()
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every rank computes every metric and curve and joins the same reductions (the collectives must
