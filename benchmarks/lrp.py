@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from lit_xai.explainers import LRP  # noqa: E402
-from lit_xai.explainers.lrp_composites import assign_rules  # noqa: E402
-from tests.zennit_reference import COMPOSITES, zennit_composite  # noqa: E402
+from lit_xai.explainers.lrp.composites import assign_rules  # noqa: E402
+from tests.explainers.lrp.zennit_reference import COMPOSITES, zennit_composite  # noqa: E402
 
 # layer-sized operations per Conv/Linear (its forward call = 1, its transpose = 1), by rule and input sign;
 # a stacked call on [x+, x-] (twice the input channels) counts 2, and so does its transpose

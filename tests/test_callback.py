@@ -139,9 +139,7 @@ def test_bad_arguments() -> None:
 
 
 def test_expected_gradcam_and_gradients_get_their_baselines_from_the_training_data() -> None:
-    from lit_xai.explainers import ExpectedGradCAM
-
-    from lit_xai.explainers import ExpectedGradients
+    from lit_xai.explainers import ExpectedGradCAM, ExpectedGradients
 
     explainer, input_space = ExpectedGradCAM(draws=4), ExpectedGradients(draws=4)
     callback = ExplainerCallback(
@@ -161,7 +159,7 @@ def test_default_explainers_are_every_registered_method_that_applies() -> None:
 
     from lit_xai.explainers.registry import REGISTRY, default_explainers
 
-    vit_only = {"attention_rollout", "legrad", "head_decomposition"}  # tests/test_vit_shapes.py
+    vit_only = {"attention_rollout", "legrad", "head_decomposition"}  # tests/explainers/transformers/test_vit_shapes.py
     assert set(default_explainers(TinyModule())) == set(REGISTRY) - vit_only
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     input_space = {"saliency", "input_x_gradient", "integrated_gradients", "expected_gradients", "smoothgrad", "smoothgrad_sq",

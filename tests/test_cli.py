@@ -101,7 +101,7 @@ def test_every_explainer_builds_from_yaml() -> None:
     callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
     built = {type(e).__name__ for e in callback.explainers.values()}
     exported = {name for name in ex.__all__ if isinstance(getattr(ex, name), type) and issubclass(getattr(ex, name), ex.Explainer)}
-    vit_only = {"AttentionRollout", "LeGrad", "HeadDecomposition"}  # configs/shapes_vit_tiny.yaml (tests/test_vit_shapes.py)
+    vit_only = {"AttentionRollout", "LeGrad", "HeadDecomposition"}  # configs/shapes_vit_tiny.yaml (tests/explainers/transformers/test_vit_shapes.py)
     assert built == exported - {"Explainer", "GradientCAM", "LayerExplainer"} - vit_only
     assert callback.explainers["expected_gradcam"].batches == 2 and callback.explainers["expected_gradcam"].draws == 16
     assert callback.explainers["gradcam_pp"].eps == 1e-12

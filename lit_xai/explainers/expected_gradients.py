@@ -19,10 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import index_chunks, pair_chunks
-from lit_xai.explainers.baselines import BaselineSource, pair_normal
 from lit_xai.explainers.gradients import forward_with_activations
-from lit_xai.explainers.tokens import current_reshape
+from lit_xai.explainers.path_baselines import BaselineSource, pair_normal
 from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.tokens import current_reshape
 from lit_xai.targets import resolve_targets, select_scores
 
 ALPHAS = ("uniform", "linear")

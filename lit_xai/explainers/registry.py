@@ -7,37 +7,37 @@ from collections.abc import Callable
 from torch import nn
 from torchvision.models import VisionTransformer
 
-from lit_xai.explainers.attention import AttentionRollout, LeGrad
 from lit_xai.explainers.base import Explainer
-from lit_xai.explainers.center_saliency import CenterSaliency
-from lit_xai.explainers.class_activation_map import CAM
-from lit_xai.explainers.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
-from lit_xai.explainers.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
-from lit_xai.explainers.fem import FEM
-from lit_xai.explainers.finer_cam import FinerCAM
-from lit_xai.explainers.fullgrad import FullGrad
-from lit_xai.explainers.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from lit_xai.explainers.guided import GuidedBackprop, GuidedGradCAM
-from lit_xai.explainers.head_decomposition import HeadDecomposition
-from lit_xai.explainers.hyper_expected_gradcam import HyperExpectedGradCAM
-from lit_xai.explainers.integrated_gradients import ExpectedGradients, IntegratedGradients
-from lit_xai.explainers.jitter_cam import JitterCAM
+from lit_xai.explainers.baselines.center_saliency import CenterSaliency
+from lit_xai.explainers.baselines.random_saliency import RandomSaliency
+from lit_xai.explainers.baselines.spectral_residual import SpectralResidualSaliency
+from lit_xai.explainers.cam.class_activation_map import CAM
+from lit_xai.explainers.cam.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
+from lit_xai.explainers.cam.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
+from lit_xai.explainers.cam.fem import FEM
+from lit_xai.explainers.cam.finer_cam import FinerCAM
+from lit_xai.explainers.cam.fullgrad import FullGrad
+from lit_xai.explainers.cam.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from lit_xai.explainers.cam.guided import GuidedBackprop, GuidedGradCAM
+from lit_xai.explainers.cam.polycam import PolyCAM
+from lit_xai.explainers.cam.score_cam import AblationCAM, ScoreCAM
+from lit_xai.explainers.cam.score_cam_variants import ISCAM, SSCAM
+from lit_xai.explainers.cam.shapley_cam import ShapleyCAM
+from lit_xai.explainers.cam.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.input_space.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.input_space.saliency import InputXGradient, Saliency
+from lit_xai.explainers.input_space.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from lit_xai.explainers.input_space.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.layers import SPATIAL_CONVS
-from lit_xai.explainers.lrp import LRP
-from lit_xai.explainers.lrp_backward import lrp_applies
-from lit_xai.explainers.mass_preserving import MassPreservingUpsampler
-from lit_xai.explainers.occlusion import Occlusion
-from lit_xai.explainers.polycam import PolyCAM
-from lit_xai.explainers.random_saliency import RandomSaliency
-from lit_xai.explainers.rise import RISE
-from lit_xai.explainers.saliency import InputXGradient, Saliency
-from lit_xai.explainers.score_cam import AblationCAM, ScoreCAM
-from lit_xai.explainers.score_cam_variants import ISCAM, SSCAM
-from lit_xai.explainers.shapley_cam import ShapleyCAM
-from lit_xai.explainers.smooth_gradcam import SmoothGradCAMPlusPlus
-from lit_xai.explainers.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
-from lit_xai.explainers.spectral_lens import ArgLens, SpectralLens
-from lit_xai.explainers.spectral_residual import SpectralResidualSaliency
+from lit_xai.explainers.lrp.backward import lrp_applies
+from lit_xai.explainers.lrp.explainers import LRP
+from lit_xai.explainers.perturbation.occlusion import Occlusion
+from lit_xai.explainers.perturbation.rise import RISE
+from lit_xai.explainers.resolution.hyper_expected_gradcam import HyperExpectedGradCAM
+from lit_xai.explainers.resolution.jitter_cam import JitterCAM
+from lit_xai.explainers.resolution.mass_preserving import MassPreservingUpsampler
+from lit_xai.explainers.transformers.attention import AttentionRollout, LeGrad
+from lit_xai.explainers.transformers.head_decomposition import HeadDecomposition
 
 
 def has_conv(model: nn.Module) -> bool:
