@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.targets import ForwardArgs, TargetsLike
 
 
 def normalised_saliency(saliency: Tensor) -> Tensor:
@@ -47,20 +48,20 @@ class MaskedConfidenceMetric(PerImageMean):
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
         """Per-image value from Y and the masked score, both `(B,)` float64."""
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        check_metric_inputs(inputs, saliency)
-        mask = normalised_saliency(saliency.to(inputs.device).to(inputs.dtype)).unsqueeze(1)
-        if not self.keep_salient:
-            mask = 1 - mask
-        with metric_passes(model, inputs, targets) as resolved:
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            mask = normalised_saliency(saliency.to(inputs.device).to(inputs.dtype)).unsqueeze(1)
+            if not self.keep_salient:
+                mask = 1 - mask
             both = torch.cat([inputs, inputs * mask])
+            rows = torch.arange(len(inputs), device=inputs.device).repeat(2)  # each row's sample
             scores = batched_target_scores(
-                model, both, None if resolved is None else resolved.repeat(2), self.internal_batch_size, len(inputs)
+                model, both, None if resolved is None else resolved[rows], self.internal_batch_size, len(inputs), rows
             )
-        original, masked = scores[: len(inputs)], scores[len(inputs) :]
-        if bool((original <= 0).any()):
-            raise ValueError("the model's score of an unmasked input is <= 0; these ratios need positive scores (probabilities)")
-        self.add_values(self.score(original, masked))
+            original, masked = scores[: len(inputs)], scores[len(inputs) :]
+            if bool((original <= 0).any()):
+                raise ValueError("the model's score of an unmasked input is <= 0; these ratios need positive scores (probabilities)")
+            self.add_values(self.score(original, masked))
 
 
 class AverageDrop(MaskedConfidenceMetric):
