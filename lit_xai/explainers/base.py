@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from lit_xai.explainers.layers import resolve_target_layer
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import (
     Output,
@@ -62,12 +63,16 @@ def check_inputs(inputs: Tensor) -> None:
         raise ValueError(f"inputs contain NaN or inf in samples {bad[:10]}; check the data and its normalisation")
 
 
-def warn_if_all_zero(explainer: object, saliency: Tensor) -> None:
+def warn_if_all_zero(explainer: object, model: nn.Module, saliency: Tensor) -> None:
     """A map that is zero for every sample of a batch explains nothing: say so, naming the layer (e.g. a
     layer before a zero-initialised BatchNorm of an untrained model has zero gradients)."""
     if saliency.numel() and not bool(saliency.ne(0).any()):
-        layer = getattr(explainer, "target_layer", None)
-        where = f" at target layer {layer!r}" if layer else ""
+        where = ""
+        if hasattr(explainer, "target_layer"):
+            try:
+                where = f" at target layer {resolve_target_layer(model, explainer.target_layer)!r}"
+            except ValueError:
+                where = ""
         warnings.warn(
             f"{type(explainer).__name__}{where} returned an all-zero map for every sample of the batch: the target score "
             "does not depend on what it reads there (untrained or zero-initialised layers after it, a layer the score does "
@@ -125,7 +130,7 @@ class Explainer(abc.ABC):
                 f"{type(self).__name__} produced NaN or inf: the model's outputs or gradients are not finite "
                 "for these inputs (check the model in isolation with the same batch)"
             )
-        warn_if_all_zero(self, saliency)
+        warn_if_all_zero(self, model, saliency)
         if saliency.ndim == inputs.ndim:  # reduce="none": the inputs' own layout
             saliency = to_user_layout(saliency, channel_dim)
         return saliency
