@@ -210,7 +210,11 @@ def values_of(scores: dict[tuple[str, str], list[float]], explainer: str, metric
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the images a metric kept (nan marks one it left out)."""
+    values = [v for v in values if not math.isnan(v)]
     n = len(values)
+    if n == 0:
+        return math.nan, math.nan
     mean = sum(values) / n
     if n < 2:
         return mean, math.nan
@@ -229,9 +233,15 @@ class Verdict:
 
 def judge(claim: Claim, scores: dict[tuple[str, str], list[float]]) -> Verdict | None:
     """Paired comparison: the claim holds when the per-image difference goes the claimed way by more than
-    two standard errors; within two it is 'not resolved'; beyond two the other way it does not hold."""
+    two standard errors; within two it is 'not resolved'; beyond two the other way it does not hold.
+    Images a metric left out (value nan in xai_scores.csv, e.g. a ratio metric's score <= 0) are left out
+    of the pair on both sides."""
     ours, baseline = values_of(scores, claim.ours, claim.metric), values_of(scores, claim.baseline, claim.metric)
-    if ours is None or baseline is None or len(ours) != len(baseline) or not ours:
+    if ours is None or baseline is None or len(ours) != len(baseline):
+        return None
+    pairs = [(a, b) for a, b in zip(ours, baseline) if not (math.isnan(a) or math.isnan(b))]
+    ours, baseline = [a for a, _ in pairs], [b for _, b in pairs]
+    if not ours:
         return None
     difference = mean_se([a - b for a, b in zip(ours, baseline)])
     signed = difference[0] if claim.higher else -difference[0]
@@ -274,7 +284,7 @@ def box_plots(scores: dict[str, dict[tuple[str, str], list[float]]], group: str,
     for axis in axes.flat[len(metrics):]:
         axis.set_visible(False)
     for axis, metric in zip(axes.flat, metrics):
-        present = [(e, values_of(table, e, metric)) for e in explainers]
+        present = [(e, [x for x in values_of(table, e, metric) or [] if not math.isnan(x)]) for e in explainers]  # nan: left out
         present = [(e, v) for e, v in present if v]
         axis.boxplot([v for _, v in present], orientation="horizontal", showmeans=True)
         axis.set_yticks(range(1, len(present) + 1), [e for e, _ in present], fontsize=8)

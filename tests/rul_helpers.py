@@ -37,3 +37,27 @@ class TinyRULRegressor(RULRegressor):
 
     def setup(self, stage: str) -> None:
         destroy_gloo_group_at_exit()
+
+
+class CrossingRULData(TinyRULData):
+    """TinyRULData with a test split: the same 20 windows, in batches of 6."""
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.val, batch_size=6)
+
+
+class CrossingRULRegressor(TinyRULRegressor):
+    """TinyRULRegressor whose predictions on TinyRULData's 20 windows cross 0, as a RUL regressor's do near
+    failure: the head's weights scaled by 1000 and its bias set to minus the mean of the two middle
+    predictions, so 10 windows are predicted below 0 and 10 above (none at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        head = self.net.head[-1]
+        with torch.no_grad():
+            head.weight.mul_(1000.0)
+            head.bias.zero_()
+            self.eval()
+            middle = self(series_windows(20, 1).tensors[0]).sort().values[9:11]
+            self.train()
+            head.bias.fill_(-float(middle.mean()))

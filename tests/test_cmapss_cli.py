@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from tests.dataset_fixtures import one_torch_thread  # noqa: F401  (autouse)
 from tests.test_cli import last_values
 
 ROOT = Path(__file__).resolve().parents[1]
+RATIO_METRICS = ("average_drop", "increase_in_confidence", "average_drop_in_deletion")
 SMALL = [
     "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
     "--model.init_args.conv_channels=16", "--model.init_args.lstm_hidden=32", "--model.init_args.dense=32",
@@ -46,6 +48,11 @@ def test_cnn_lstm_fit_then_test_beats_the_training_mean(tmp_path: Path) -> None:
     fitted = last_values(run_dir / "version_0" / "metrics.csv")
     assert {"val/rmse", "val/mae", "val/nasa_score", "xai/gradcam/deletion", "xai/expected_gradcam/insertion"} <= set(fitted)
     assert "explainer faithfulness" in fit.stdout
+    # the thesis's ratio metrics on the predicted RUL (Table 3): logged and finite for every explainer
+    ratios = {f"xai/{e}/{m}" for e in ("gradcam", "expected_gradcam", "random") for m in RATIO_METRICS}
+    assert ratios <= set(fitted) and all(math.isfinite(fitted[key]) for key in ratios), {k: fitted.get(k) for k in ratios}
+    assert all(0 <= fitted[f"xai/{e}/increase_in_confidence"] <= 1 for e in ("gradcam", "expected_gradcam", "random"))
+    assert "is <= 0" not in fit.stderr and "failed and is skipped" not in fit.stderr
 
     test = build_cli(["test", *common, f"--ckpt_path={run_dir / 'version_0' / 'checkpoints' / 'best.ckpt'}"])
     tested = last_values(run_dir / "version_1" / "metrics.csv")
@@ -59,8 +66,9 @@ def test_cnn_lstm_fit_then_test_beats_the_training_mean(tmp_path: Path) -> None:
     mean_rmse = float((truth - train_mean).pow(2).mean().sqrt())
     assert tested["test/rmse"] < 0.5 * mean_rmse, (tested["test/rmse"], mean_rmse)
     assert tested["test/mae"] <= tested["test/rmse"] and tested["test/nasa_score"] > 0
-    rows = {row["explainer"] for row in csv.DictReader((run_dir / "version_1" / "xai_results.csv").open())}
-    assert rows == {"gradcam", "expected_gradcam", "random"}
+    rows = {row["explainer"]: row for row in csv.DictReader((run_dir / "version_1" / "xai_results.csv").open())}
+    assert set(rows) == {"gradcam", "expected_gradcam", "random"}
+    assert all(math.isfinite(float(row[m])) for row in rows.values() for m in RATIO_METRICS), rows
 
 
 @pytest.mark.parametrize(
@@ -80,5 +88,6 @@ def test_configs_build_against_fixtures(config: str, subset: str, arch: str, win
     callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
     assert set(callback.explainers) == {"gradcam", "expected_gradcam", "random"}
     assert callback.metric_templates["deletion"].steps == window
+    assert list(callback.metric_templates) == ["insertion", "deletion", *RATIO_METRICS]
     inputs, rul = next(iter(cli.datamodule.train_dataloader()))
     assert cli.model(inputs).shape == rul.shape and torch.isfinite(cli.model(inputs)).all()

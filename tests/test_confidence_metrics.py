@@ -1,6 +1,10 @@
-"""Average Drop, Increase in Confidence and ADD by hand; the Jitter-CAM 'constant map' experiment."""
+"""Average Drop, Increase in Confidence and ADD by hand (probabilities, and a regressor whose predictions
+cross 0: those samples left out and counted); the Jitter-CAM 'constant map' experiment."""
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import pytest
 import torch
@@ -26,8 +30,72 @@ class AffineProbability(nn.Module):
 def values(model: nn.Module, inputs: torch.Tensor, saliency: torch.Tensor) -> list[float]:
     metrics = [AverageDrop(), IncreaseInConfidence(), AverageDropInDeletion()]
     for metric in metrics:
-        metric.update(model, inputs, saliency, torch.zeros(len(inputs), dtype=torch.long))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # probabilities are > 0: nothing is left out, nothing warned
+            metric.update(model, inputs, saliency, torch.zeros(len(inputs), dtype=torch.long))
+        assert metric.skipped_samples().item() == 0 and bool(torch.isfinite(metric.last_values).all())
     return [metric.compute().item() for metric in metrics]
+
+
+class LinearRegressor(nn.Module):
+    """A one-output regressor over (B, 1, 2) series: f(x) = 2 x_0 - x_1 (a RUL that can fall below 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x[:, 0, 0] - x[:, 0, 1]
+
+
+# Y = f(x): 3, 0, 4, -1. Sample 0: M = [1, 0] -> O = f(2, 0) = 4 (AD 0, IIC 1), D = f(0, 1) = -1 -> ADD 4/3.
+# Sample 2: M = [0, 1] -> O = f(0, 2) = -2 (AD (4 + 2) / 4 = 1.5, IIC 0), D = f(3, 0) = 6 -> ADD (4 - 6) / 4 = -1/2.
+# Samples 1 (Y = 0) and 3 (Y = -1) are left out.
+CROSSING = torch.tensor([[[2.0, 1.0]], [[1.0, 2.0]], [[3.0, 2.0]], [[0.0, 1.0]]])
+CROSSING_SALIENCY = torch.tensor([[1.0, 0.0], [0.3, 0.7], [0.0, 1.0], [2.0, 1.0]])
+CROSSING_VALUES = {AverageDrop: [0.0, 1.5], IncreaseInConfidence: [1.0, 0.0], AverageDropInDeletion: [4 / 3, -0.5]}
+
+
+@pytest.mark.parametrize("metric_class", [AverageDrop, IncreaseInConfidence, AverageDropInDeletion])
+def test_regressor_crossing_zero_leaves_those_samples_out(metric_class: type) -> None:
+    metric = metric_class()
+    kept = CROSSING_VALUES[metric_class]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # some samples kept: no warning
+        metric.update(LinearRegressor(), CROSSING, CROSSING_SALIENCY)
+    nan = math.nan
+    torch.testing.assert_close(metric.last_values, torch.tensor([kept[0], nan, kept[1], nan], dtype=torch.float64), equal_nan=True)
+    assert metric.compute().item() == pytest.approx(sum(kept) / 2, abs=1e-6)
+    assert metric.skipped_samples().item() == 2 and metric.count.item() == 2
+    standard_error = abs(kept[0] - kept[1]) / 2  # sd of two values |a - b| / sqrt(2), over sqrt(2)
+    assert metric.standard_error().item() == pytest.approx(standard_error, abs=1e-6)
+
+    # the kept samples alone give the same value; the skipped count adds up over updates
+    alone = metric_class()
+    alone.update(LinearRegressor(), CROSSING[[0, 2]], CROSSING_SALIENCY[[0, 2]])
+    assert alone.compute().item() == pytest.approx(metric.compute().item(), abs=1e-12)
+    with pytest.warns(UserWarning, match=rf"{metric_class.__name__}: every sample of this batch has a target score <= 0"):
+        metric.update(LinearRegressor(), CROSSING[[1, 3]], CROSSING_SALIENCY[[1, 3]])
+    assert metric.skipped_samples().item() == 4 and metric.compute().item() == pytest.approx(sum(kept) / 2, abs=1e-6)
+    assert torch.isnan(metric.last_values).all() and len(metric.last_values) == 2
+
+    metric.reset()
+    assert metric.skipped_samples().item() == 0
+
+
+def test_batch_with_every_sample_left_out_is_nan_with_a_warning() -> None:
+    metric = AverageDropInDeletion()
+    with pytest.warns(UserWarning, match="AverageDropInDeletion: every sample .* the 2 samples are left out"):
+        metric.update(LinearRegressor(), CROSSING[[1, 3]], CROSSING_SALIENCY[[1, 3]])
+    assert math.isnan(metric.compute().item()) and metric.skipped_samples().item() == 2
+    metric.update(LinearRegressor(), CROSSING[[0]], CROSSING_SALIENCY[[0]])  # a later kept sample gives the value
+    assert metric.compute().item() == pytest.approx(4 / 3, abs=1e-6)
+
+
+def test_min_score_leaves_out_predictions_near_zero() -> None:
+    # min_score 3.5: sample 0 (Y = 3) is left out too, sample 2 (Y = 4) kept: AD = 1.5
+    metric = AverageDrop(min_score=3.5)
+    metric.update(LinearRegressor(), CROSSING, CROSSING_SALIENCY)
+    assert metric.compute().item() == pytest.approx(1.5, abs=1e-6) and metric.skipped_samples().item() == 3
+    for bad in (-1.0, math.nan, math.inf, True, "1"):
+        with pytest.raises(ValueError, match="min_score must be a finite number >= 0"):
+            AverageDrop(min_score=bad)  # type: ignore[arg-type]
 
 
 def test_linear_model_by_hand() -> None:

@@ -40,6 +40,14 @@ def test_paired_verdicts_by_hand() -> None:
     noisy = {("a", "deletion"): [0.1, 0.5, 0.2, 0.6], ("b", "deletion"): [0.3, 0.2, 0.4, 0.4]}  # differences -0.2, 0.3, -0.2, 0.2
     assert study.judge(study.Claim("k", "s", "src", "g", "deletion", "a", "b", False, (None, None), False, "p"), noisy).holds.startswith("not resolved")
     assert study.judge(claim, {}) is None  # a method that did not run gives no row, not a made-up one
+    # an image a ratio metric left out (nan: its score was <= 0) drops out of the pair on both sides
+    ratio = study.Claim("k", "s", "src", "g", "average_drop", "a", "b", False, (None, None), False, "p")
+    marked = {("a", "average_drop"): [0.1, math.nan, 0.3, 0.2], ("b", "average_drop"): [0.4, math.nan, 0.5, 0.6]}
+    verdict = study.judge(ratio, marked)  # differences -0.3, -0.2, -0.4: mean -0.3, sample std 0.1
+    assert verdict.images == 3 and verdict.ours[0] == pytest.approx(0.2) and verdict.baseline[0] == pytest.approx(0.5)
+    assert verdict.difference == pytest.approx((-0.3, 0.1 / math.sqrt(3))) and verdict.holds == "holds"
+    assert study.judge(ratio, {k: [math.nan] * 2 for k in marked}) is None
+    assert study.mean_se([0.1, math.nan, 0.3]) == pytest.approx((0.2, 0.1)) and all(map(math.isnan, study.mean_se([math.nan])))
 
 
 def test_quick_study_runs_every_model_and_writes_the_report(tmp_path: Path) -> None:

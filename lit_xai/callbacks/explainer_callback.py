@@ -95,10 +95,13 @@ class ExplainerCallback(pl.Callback):
     and, after `test`, writes it (mean, standard error, seconds per sample) to
     `<log_dir>/xai_results.{csv,md}` and the loggers, and every test image's value of every per-image
     metric to `<log_dir>/xai_scores.csv` (explainer, metric, sample, value; `sample` is the same image for
-    every explainer, so methods can be compared image by image). Gradients are real in every loop (explainers enable
-    them themselves), the model trains exactly as it would without the callback, and under DDP each rank
-    explains its share of the probe while the metrics synchronise through torchmetrics; only rank 0
-    draws figures and writes files, and every rank runs the same collectives.
+    every explainer, so methods can be compared image by image; `nan` marks a sample the metric left
+    out, e.g. a ratio metric's score <= 0). A metric that left samples out (AverageDrop and the other
+    ratio metrics, `skipped_samples()`) also logs their number as `xai/<explainer>/<metric>_skipped`
+    and puts it in the table. Gradients are real in every loop (explainers enable them themselves), the
+    model trains exactly as it would without the callback, and under DDP each rank explains its share
+    of the probe while the metrics synchronise through torchmetrics; only rank 0 draws figures and
+    writes files, and every rank runs the same collectives.
 
     Args:
         explainers: name -> explainer; default: every registered method that applies to the module
@@ -441,6 +444,9 @@ class ExplainerCallback(pl.Callback):
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
                 for metric_key, metric in self.metrics[name].items():
                     row[metric_key] = float(metric.compute())
+                    skipped = float(metric.skipped_samples()) if hasattr(metric, "skipped_samples") else 0.0  # synchronised
+                    if skipped:  # the same on every rank: reported beside the value only when samples were left out
+                        row[f"{metric_key}_skipped"] = skipped
                     if stage == "test" and hasattr(metric, "standard_error"):
                         row[f"{metric_key}_se"] = float(metric.standard_error())
                 self._curves[name] = {key: metric.curve() for key, metric in self.metrics[name].items() if hasattr(metric, "curve")}

@@ -9,6 +9,15 @@ M = 0), O the score of x * M and D the score of x * (1 - M) (in normalised input
     IIC = mean_i 1[O_i > Y_i]               higher is better
     ADD = mean_i (Y_i - D_i) / Y_i          higher is better
 
+The ratios are defined for Y > 0 only. A probability always is; a regressor's prediction (a remaining
+useful life at or past failure) may not be. Each sample whose Y <= `min_score` (default 0) is left out:
+it adds nothing to the mean, its per-image value in `last_values` (and the callback's `xai_scores.csv`)
+is NaN, and it is counted in the `skipped` state (summed across processes; `skipped_samples()`). One
+such sample never discards the rest of its batch. A batch in which every sample is left out warns,
+naming the metric; `compute()` is NaN while no sample has been kept. For a regressor O and D may be
+negative, so AD can exceed 1 and ADD can lie outside [0, 1]; both blow up as Y approaches 0, which is
+what `min_score` (e.g. 1 cycle of RUL) guards against.
+
 Hartley et al. ("Jitter-CAM", BMVC 2022) show that AD and IIC reward maps with many high values (a map
 of 0.9 everywhere beats Grad-CAM): report them beside Deletion/Insertion, not instead.
 """
@@ -16,6 +25,8 @@ of 0.9 everywhere beats Grad-CAM): report them beside Deletion/Insertion, not in
 from __future__ import annotations
 
 import abc
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -36,17 +47,29 @@ def normalised_saliency(saliency: Tensor) -> Tensor:
 
 
 class MaskedConfidenceMetric(PerImageMean):
-    """Mean over images of a function of Y (score of x) and the score of x masked by M (or 1 - M)."""
+    """Mean over images of a function of Y (score of x) and the score of x masked by M (or 1 - M).
+
+    Args:
+        internal_batch_size: inputs per model pass (`None`: sized for the device, `lit_xai.chunking`).
+        min_score: samples whose unmasked score Y is <= this are left out of the mean and counted in
+            `skipped` (their value in `last_values` is NaN). 0 (the default) keeps exactly the samples
+            the ratio is defined for; a regressor may raise it (e.g. 1 cycle of RUL) so that
+            predictions near 0 do not dominate the mean.
+    """
 
     keep_salient: bool  # True: x * M; False: x * (1 - M)
 
-    def __init__(self, internal_batch_size: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, internal_batch_size: int | None = None, min_score: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
+        if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score) or min_score < 0:
+            raise ValueError(f"min_score must be a finite number >= 0 (samples with a score <= min_score are left out), got {min_score!r}")
+        self.min_score = float(min_score)
+        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @abc.abstractmethod
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
-        """Per-image value from Y and the masked score, both `(B,)` float64."""
+        """Per-image value from Y and the masked score, both `(B,)` float64, Y > 0."""
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
@@ -59,9 +82,24 @@ class MaskedConfidenceMetric(PerImageMean):
                 model, both, None if resolved is None else resolved[rows], self.internal_batch_size, len(inputs), rows
             )
             original, masked = scores[: len(inputs)], scores[len(inputs) :]
-            if bool((original <= 0).any()):
-                raise ValueError("the model's score of an unmasked input is <= 0; these ratios need positive scores (probabilities)")
-            self.add_values(self.score(original, masked))
+            kept = original > self.min_score
+            if not bool(kept.any()):
+                warnings.warn(
+                    f"{type(self).__name__}: every sample of this batch has a target score <= {self.min_score:g} (the ratio "
+                    f"divides by it; e.g. a RUL predicted at or past failure); the {len(original)} samples are left out and "
+                    "counted in `skipped`, and the value is NaN until a sample is kept",
+                    stacklevel=2,
+                )
+            values = torch.full_like(original, math.nan)
+            values[kept] = self.score(original[kept], masked[kept])
+            self.add_values(values[kept])
+            self.last_values = values.detach().to(self.total.device)  # every sample, NaN where left out
+            self.skipped = self.skipped + int((~kept).sum())
+
+    def skipped_samples(self) -> Tensor:
+        """Samples left out (score <= `min_score`) since the last reset, summed over processes."""
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
+            return self.skipped.clone()
 
 
 class AverageDrop(MaskedConfidenceMetric):
