@@ -308,3 +308,66 @@ def test_compiled_models_are_explained_through_their_own_module(images: Tensor) 
     plain = GradCAM("0")(model, images)
     assert torch.equal(GradCAM("0")(compiled, images), plain)
     assert torch.equal(GradCAM("_orig_mod.0")(compiled, images), plain)
+
+
+def tiny_hf_vit(eager: bool = False) -> nn.Module:
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=5, **({"attn_implementation": "eager"} if eager else {}),
+    )
+    torch.manual_seed(0)
+    return transformers.ViTForImageClassification(config).eval()
+
+
+def tiny_timm_vit(**kwargs: object) -> nn.Module:
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=4, **kwargs).eval()
+
+
+def test_attention_is_read_from_hugging_face_and_timm_vits_as_they_compute_it(images: Tensor) -> None:
+    from lit_xai.explainers import AttentionRollout, LeGrad
+    from lit_xai.explainers.registry import default_explainers
+    from lit_xai.explainers.transformers.vit import attention_parts, captured_attention
+
+    hf = tiny_hf_vit(eager=True)
+    parts = attention_parts(hf, "test")
+    with torch.no_grad(), captured_attention(parts.attentions) as captured:
+        own = hf(images, output_attentions=True).attentions  # the eager implementation's probabilities
+    for ours, reference in zip(captured, own):
+        assert torch.allclose(ours[0], reference, atol=1e-6)
+    model = tiny_timm_vit()
+    own_timm: list[Tensor] = []
+    for block in model.blocks:  # timm's unfused path materialises softmax(q k^T * scale) before attn_drop
+        block.attn.fused_attn = False
+        block.attn.attn_drop.register_forward_hook(lambda m, a, o: own_timm.append(o.detach()))
+    parts = attention_parts(model, "test")
+    with torch.no_grad(), captured_attention(parts.attentions) as captured:
+        plain = model(images)
+    for ours, reference in zip(captured, own_timm):
+        assert torch.allclose(ours[0], reference, atol=1e-6)
+    with captured_attention(parts.attentions, differentiable=True):
+        assert torch.allclose(model(images), plain, atol=1e-5)  # recomputed outputs are the model's
+    # rollout by hand from the model's own maps
+    rollout = None
+    for attention in own_timm[-len(model.blocks):]:
+        fused = attention.mean(dim=1) + torch.eye(attention.shape[-1])
+        fused = fused / fused.sum(dim=-1, keepdim=True)
+        rollout = fused if rollout is None else fused @ rollout
+    expected = rollout[:, 0, 1:].reshape(3, 4, 4)
+    assert torch.allclose(AttentionRollout(upsample="none")(model, images), expected, atol=1e-6)
+    for model in (hf, tiny_timm_vit()):
+        maps = LeGrad(upsample="none")(model, images)
+        assert maps.shape == (3, 4, 4) and bool((maps >= 0).all()) and float(maps.sum()) > 0
+        assert {"attention_rollout", "legrad"} <= set(default_explainers(model))
+        assert "head_decomposition" not in default_explainers(model)
+
+
+def test_register_tokens_are_refused_by_layer_methods_with_a_message_naming_reshape(images: Tensor) -> None:
+    model = tiny_timm_vit(reg_tokens=4, class_token=True)
+    with pytest.raises(ValueError, match="reshape="):
+        GradCAM()(model, images)
+    grid = GradCAM(reshape=lambda tokens: tokens[:, 5:, :].reshape(tokens.shape[0], 4, 4, -1).permute(0, 3, 1, 2))(model, images)
+    assert grid.shape == (3, 32, 32)
+    from lit_xai.explainers import AttentionRollout
+
+    assert AttentionRollout(upsample="none")(model, images).shape == (3, 4, 4)  # class + 4 register tokens dropped
