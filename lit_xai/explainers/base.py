@@ -30,6 +30,7 @@ from lit_xai.targets import (
     Score,
     Target,
     TargetsLike,
+    as_forward_args,
     check_channel_dim,
     check_targets,
     model_call,
@@ -118,11 +119,14 @@ class Explainer(abc.ABC):
         inputs = to_channels_first(inputs, channel_dim)
         check_inputs(inputs)
         targets = check_targets(targets, inputs.shape[0], inputs.device)
-        with model_call(inputs.shape[0], forward_args, output, score, channel_dim, inputs.device):
-            with preserved_model_state(model), gradients_enabled():
-                # clones made here are normal tensors even when the caller's are inference tensors
-                if isinstance(targets, Tensor):
-                    targets = targets.clone()
+        with preserved_model_state(model), gradients_enabled():
+            # clones made here are normal tensors even when the caller's are inference tensors (Lightning's loops)
+            args = None if forward_args is None else tuple(a.detach().clone() for a in as_forward_args(forward_args, inputs.shape[0]))
+            if isinstance(targets, Tensor):
+                targets = targets.clone()
+            elif isinstance(targets, Target):
+                targets = targets.index(torch.arange(len(targets), device=inputs.device))
+            with model_call(inputs.shape[0], args, output, score, channel_dim, inputs.device):
                 saliency = self.explain(model, inputs.detach().clone(), targets)
         saliency = saliency.detach().to(torch.float32)
         if not bool(torch.isfinite(saliency).all()):
