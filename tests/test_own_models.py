@@ -371,3 +371,12 @@ def test_register_tokens_are_refused_by_layer_methods_with_a_message_naming_resh
     from lit_xai.explainers import AttentionRollout
 
     assert AttentionRollout(upsample="none")(model, images).shape == (3, 4, 4)  # class + 4 register tokens dropped
+
+
+def test_methods_that_run_crops_refuse_forward_args_with_a_message() -> None:
+    from lit_xai.explainers import JitterCAM
+
+    torch.manual_seed(0)
+    model = ImageAndTable().eval()
+    with pytest.raises(ValueError, match="does not support forward_args"):
+        JitterCAM(base=GradCAM("conv"))(model, torch.randn(2, 3, 8, 8), 0, torch.randn(2, 2))
