@@ -380,3 +380,25 @@ def test_methods_that_run_crops_refuse_forward_args_with_a_message() -> None:
     model = ImageAndTable().eval()
     with pytest.raises(ValueError, match="does not support forward_args"):
         JitterCAM(base=GradCAM("conv"))(model, torch.randn(2, 3, 8, 8), 0, torch.randn(2, 2))
+
+
+def test_a_one_pixel_region_target_equals_captums_tuple_target_on_a_dense_output() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 3, 3, padding=1)).eval()
+    inputs = torch.randn(2, 3, 6, 6)
+    masks = torch.zeros(2, 6, 6)
+    masks[:, 2, 4] = 1  # output position (2, 4) of class 1: captum's target (1, 2, 4)
+    ours = IntegratedGradients(steps=6, reduce="none")(model, inputs, RegionTarget(1, masks))
+    reference = captum_attr.IntegratedGradients(model).attribute(inputs, target=(1, 2, 4), n_steps=6, method="riemann_right")
+    assert torch.allclose(ours, reference, atol=1e-6)
+    wrapped = {"out": model}  # the same through a dict output, read by rule
+
+    class DictModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = wrapped["out"]
+
+        def forward(self, x: Tensor) -> dict[str, Tensor]:
+            return {"out": self.net(x), "aux": x}
+
+    assert torch.allclose(IntegratedGradients(steps=6, reduce="none")(DictModel(), inputs, RegionTarget(1, masks)), ours)

@@ -296,8 +296,13 @@ class ExplainerCallback(pl.Callback):
     def _read(self, batch: Any) -> XaiBatch:
         return read_batch(batch, self.batch_transform, self.batch_keys)
 
-    def _call_options(self) -> dict[str, Any]:
-        return {"channel_dim": self.channel_dim, "output": self.output, "score": self.score}
+    def _call_arguments(self, batch: XaiBatch) -> tuple[tuple, dict[str, Any]]:
+        """The extra inputs and the model options an explainer is called with, only where they are set (so a
+        user's explainer with the plain `explainer(model, inputs, targets)` signature still works)."""
+        options = {"channel_dim": self.channel_dim, "output": self.output, "score": self.score}
+        defaults = {"channel_dim": 1, "output": None, "score": None}
+        args = () if batch.forward_args is None else (batch.forward_args,)
+        return args, {k: v for k, v in options.items() if v != defaults[k]}
 
     def _fill_baselines(self, trainer: pl.Trainer) -> None:
         waiting = [e for e in (self.explainers or {}).values() if hasattr(e, "baselines") and e.baselines is None]
@@ -399,7 +404,8 @@ class ExplainerCallback(pl.Callback):
                 continue
             try:
                 start = time.perf_counter()
-                saliency = self.explainers[name](pl_module, inputs, targets, batch.forward_args, **self._call_options())  # type: ignore[index]
+                args, options = self._call_arguments(batch)
+                saliency = self.explainers[name](pl_module, inputs, targets, *args, **options)  # type: ignore[index]
                 if saliency.is_cuda:
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
