@@ -266,7 +266,7 @@ def test_localisation_metrics_read_the_masks_of_annotated_batches() -> None:
     expected.update(maps, torch.stack([dataset.mask(i) for i in range(8)]))
     assert callback.results["test"]["random"]["energy_pointing_game"] == pytest.approx(expected.compute().item(), abs=1e-6)
     assert 0 <= callback.results["validate"]["gradcam"]["pointing_game"] <= 1
-    with pytest.raises(ValueError, match=r"has update\(model, inputs, targets\).*Run this metric on its own"):
+    with pytest.raises(ValueError, match=r"has update\(model, inputs, targets, forward_args\).*Run this metric on its own"):
         ExplainerCallback(metrics=[ModelRandomizationSimilarity(GradCAM())])
     plain = ExplainerCallback({"random": RandomSaliency()}, metrics=[PointingGame()], probe_size=4, print_table=False)
     trainer([plain]).validate(TinyModule(), TinyData(), verbose=False)

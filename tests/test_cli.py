@@ -34,7 +34,7 @@ def test_quickstart_fit_then_test(tmp_path: Path) -> None:
     fit = lit_xai("fit", "--config", "configs/quickstart.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}")
     seconds = time.perf_counter() - start
     assert fit.returncode == 0, fit.stderr[-3000:]
-    assert seconds < 180
+    assert seconds < 600  # ~20 s on a quiet 2-core machine; a loose bound (timings belong in benchmarks/, and CI shares its cores)
     run_dir = tmp_path / "quickstart" / "version_0"
     values = last_values(run_dir / "metrics.csv")
     assert values["val/acc"] >= 0.95

@@ -8,7 +8,7 @@ import math
 import re
 import time
 import warnings
-from typing import Any, Literal, NamedTuple, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import lightning.pytorch as pl
 import torch
@@ -25,7 +25,20 @@ from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, over
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics import Deletion, Insertion, LocalisationMetric
-from lit_xai.targets import resolve_targets
+from lit_xai.callbacks.batches import BatchKeys, BatchTransform, XaiBatch, check_batch_keys, read_batch
+from lit_xai.targets import (
+    Output,
+    RegionTarget,
+    Score,
+    Target,
+    check_channel_dim,
+    check_score,
+    model_call,
+    model_outputs,
+    resolve_targets,
+    to_channels_first,
+    unwrap_module,
+)
 
 
 def metric_name(metric: Metric) -> str:
@@ -42,29 +55,6 @@ def log_synchronised(pl_module: pl.LightningModule, name: str, value: float) -> 
     logged with `sync_dist=False` under DDP; `sync_dist=True` with `rank_zero_only=True` tells it the
     value needs no reduction (its sync function is then a no-op), so nothing is reduced and nothing warned."""
     pl_module.log(name, value, sync_dist=True, rank_zero_only=True)
-
-
-class Batch(NamedTuple):
-    """What the callback reads from a batch: inputs, labels, and the objects' masks or boxes (the third
-    element, for localisation metrics; e.g. ShapesDataModule(return_annotations=True))."""
-
-    inputs: Tensor
-    labels: Tensor | None = None
-    regions: Tensor | None = None
-
-    def head(self, count: int) -> Batch:
-        """The first `count` samples."""
-        return Batch(*(None if part is None else part[:count] for part in self))
-
-
-def split_batch(batch: Any) -> Batch:
-    """A batch that is a tensor or a sequence `(inputs, labels, masks_or_boxes, ...)`."""
-    if isinstance(batch, Tensor):
-        return Batch(batch)
-    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], Tensor):
-        parts = [part if isinstance(part, Tensor) else None for part in batch[1:3]]
-        return Batch(batch[0], *parts)
-    raise TypeError(f"ExplainerCallback expects batches that are a tensor or (inputs, labels, ...), got {type(batch).__name__}")
 
 
 def check_metric(name: str, metric: Metric) -> Metric:
@@ -135,6 +125,19 @@ class ExplainerCallback(pl.Callback):
         baseline_bank_size: explainers with `baselines=None` (Expected Grad-CAM and its variants) get a
             bank of this many training inputs from the datamodule's `baseline_bank(n)` at setup.
         print_table: print the results table at the end of `fit` and `test`.
+        batch_transform: a callable `batch -> XaiBatch(inputs, labels, regions, forward_args)` for batches
+            the default rule cannot read (`lit_xai.callbacks.batches`).
+        batch_keys: for mapping batches, which keys hold the inputs, labels, regions and extra inputs, e.g.
+            `{"inputs": "image", "labels": "label"}`.
+        score: how metrics score the outputs ("softmax", "sigmoid" for multi-label and one-logit binary
+            models, "raw" for regressors, a callable; None: softmax, raw for one output), see `lit_xai.targets`.
+        output: a callable that picks the scores from what the model returns (default: a tensor, `.logits`,
+            `["logits"]` / `["out"]`, a tuple's first element).
+        channel_dim: the inputs' channel axis (-1 for `(B, T, C)` series): maps cover the other axes.
+
+    Models with dense outputs `(B, K, *spatial)` (segmentation) are explained for the region of each
+    batch's masks (`regions`): `RegionTarget(category, masks)`, the category being the label
+    (`targets="label"`) or the class with the highest mean output over the mask.
     """
 
     def __init__(
@@ -150,6 +153,11 @@ class ExplainerCallback(pl.Callback):
         limit_test_samples: Optional[int] = None,
         baseline_bank_size: int = 64,
         print_table: bool = True,
+        batch_transform: Optional[BatchTransform] = None,
+        batch_keys: Optional[BatchKeys] = None,
+        score: Score = None,
+        output: Optional[Output] = None,
+        channel_dim: int = 1,
     ) -> None:
         if probe_size < 1 or every_n_epochs < 1 or log_images < 0:
             raise ValueError(f"probe_size and every_n_epochs must be >= 1 and log_images >= 0, got {probe_size}, {every_n_epochs}, {log_images}")
@@ -172,6 +180,10 @@ class ExplainerCallback(pl.Callback):
         self.limit_test_samples = limit_test_samples
         self.baseline_bank_size = baseline_bank_size
         self.print_table = print_table
+        if batch_transform is not None and not callable(batch_transform):
+            raise ValueError(f"batch_transform must be a callable batch -> XaiBatch, got {batch_transform!r}")
+        self.batch_transform, self.batch_keys = batch_transform, check_batch_keys(batch_keys)
+        self.score, self.output, self.channel_dim = check_score(score), output, channel_dim
         self.probe_indices: Tensor | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
         self.results: dict[str, Results] = {}
@@ -186,7 +198,7 @@ class ExplainerCallback(pl.Callback):
         self._shown_scores: dict[str, Tensor] = {}  # the first metric's values of the shown samples
         self._curves: dict[str, dict[str, Tensor]] = {}
         self._test_seen = 0
-        self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
+        self._first_test_inputs: XaiBatch | None = None
         self._progress: ExplainProgress | None = None
         self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
@@ -198,7 +210,9 @@ class ExplainerCallback(pl.Callback):
         for name, explainer in self.explainers.items():
             if getattr(explainer, "return_diagnostics", False):
                 raise ValueError(f"explainer {name!r} has return_diagnostics=True; in the callback read its .diagnostics instead")
-            self.metrics.setdefault(name, {m: with_explainer(copy.deepcopy(t), explainer) for m, t in self.metric_templates.items()})
+            self.metrics.setdefault(
+                name, {m: self._with_model_options(with_explainer(copy.deepcopy(t), explainer)) for m, t in self.metric_templates.items()}
+            )
         self._fill_baselines(trainer)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -217,7 +231,7 @@ class ExplainerCallback(pl.Callback):
         self._progress.close()
         self._finish_round(trainer, pl_module, "validate")
         if trainer.is_global_zero and self.log_images and len(batch.inputs):
-            self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
+            self._draw(trainer, batch.head(self.log_images), "validate")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start_round(pl_module)
@@ -228,7 +242,7 @@ class ExplainerCallback(pl.Callback):
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        parts = split_batch(batch)
+        parts = self._read(batch)
         if self.limit_test_samples is not None:
             parts = parts.head(max(self.limit_test_samples - self._test_seen, 0))
         if len(parts.inputs):
@@ -238,7 +252,7 @@ class ExplainerCallback(pl.Callback):
                 self._explain(pl_module, parts, keep=keep)
             if keep and trainer.is_global_zero:
                 shown = parts.head(keep)
-                self._first_test_inputs = (shown.inputs.detach().clone(), None if shown.labels is None else shown.labels.clone())
+                self._first_test_inputs = XaiBatch(*(None if part is None else (tuple(a.clone() for a in part) if isinstance(part, tuple) else part.detach().clone()) for part in shown))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._progress is not None:
@@ -253,7 +267,7 @@ class ExplainerCallback(pl.Callback):
         header, rows = table_rows(self.results["test"])
         log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
         if self.log_images and self._first_test_inputs is not None:
-            self._draw(trainer, *self._first_test_inputs, "test")
+            self._draw(trainer, self._first_test_inputs, "test")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.print_table and trainer.is_global_zero and "validate" in self.results:
@@ -271,6 +285,25 @@ class ExplainerCallback(pl.Callback):
         self.probe_indices = None if indices is None else torch.tensor(indices, dtype=torch.long)
 
     # ---- the work ---------------------------------------------------------------------------------
+    def _with_model_options(self, metric: Metric) -> Metric:
+        """The callback's `score`, `output` and `channel_dim` on a metric copy that reads the model."""
+        if hasattr(metric, "scoring"):
+            metric.scoring = self.score if self.score is not None else metric.scoring
+            metric.output = self.output if self.output is not None else metric.output
+            metric.channel_dim = self.channel_dim if self.channel_dim != 1 else metric.channel_dim
+        return metric
+
+    def _read(self, batch: Any) -> XaiBatch:
+        return read_batch(batch, self.batch_transform, self.batch_keys)
+
+    def _call_arguments(self, batch: XaiBatch) -> tuple[tuple, dict[str, Any]]:
+        """The extra inputs and the model options an explainer is called with, only where they are set (so a
+        user's explainer with the plain `explainer(model, inputs, targets)` signature still works)."""
+        options = {"channel_dim": self.channel_dim, "output": self.output, "score": self.score}
+        defaults = {"channel_dim": 1, "output": None, "score": None}
+        args = () if batch.forward_args is None else (batch.forward_args,)
+        return args, {k: v for k, v in options.items() if v != defaults[k]}
+
     def _fill_baselines(self, trainer: pl.Trainer) -> None:
         waiting = [e for e in (self.explainers or {}).values() if hasattr(e, "baselines") and e.baselines is None]
         if not waiting:
@@ -286,7 +319,7 @@ class ExplainerCallback(pl.Callback):
         for explainer in waiting:
             explainer.baselines = bank  # type: ignore[attr-defined]
 
-    def _probe_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Batch:
+    def _probe_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> XaiBatch:
         """This rank's share of the probe, collated by the validation dataloader and on the module's device."""
         loader = trainer.val_dataloaders
         loader = loader[0] if isinstance(loader, (list, tuple)) else loader
@@ -297,17 +330,39 @@ class ExplainerCallback(pl.Callback):
             self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed, dataset_labels(dataset))
         share = self.probe_indices[trainer.global_rank :: trainer.world_size].tolist()
         if not share:
-            return Batch(torch.empty(0))
+            return XaiBatch(torch.empty(0))
         batch = move_data_to_device(loader.collate_fn([dataset[i] for i in share]), pl_module.device)
-        return split_batch(batch)
+        return self._read(batch)
 
-    def _targets(self, pl_module: pl.LightningModule, inputs: Tensor, labels: Tensor | None) -> Tensor | None:
-        if self.targets == "label":
-            if labels is None:
-                raise ValueError("targets='label' needs batches (inputs, labels, ...)")
-            return labels
-        with torch.no_grad():
-            return resolve_targets(pl_module(inputs), None)
+    def _targets(self, pl_module: pl.LightningModule, batch: XaiBatch) -> Tensor | Target | None:
+        """The targets every explainer and metric gets, through the shared model pass (`lit_xai.targets`):
+        the labels (`targets="label"`) or the model's prediction; a `RegionTarget` over the batch's masks for
+        dense (segmentation) outputs."""
+        inputs = batch.inputs
+        channel_dim = check_channel_dim(self.channel_dim, inputs.ndim)
+        model = unwrap_module(pl_module)
+        with model_call(len(inputs), batch.forward_args, self.output, self.score, channel_dim, inputs.device), torch.no_grad():
+            outputs = model_outputs(model, to_channels_first(inputs, channel_dim))
+            if outputs.ndim > 2:
+                return self._region_targets(outputs, batch)
+            if self.targets == "label":
+                if batch.labels is None:
+                    raise ValueError("targets='label' needs batches with labels: (inputs, labels, ...), batch_keys['labels'] or batch_transform")
+                return batch.labels
+            return resolve_targets(outputs, None)
+
+    def _region_targets(self, outputs: Tensor, batch: XaiBatch) -> RegionTarget:
+        if batch.regions is None or batch.regions.shape[0] != len(outputs) or batch.regions.shape[1:] != outputs.shape[2:]:
+            raise ValueError(
+                f"the model's outputs have shape {tuple(outputs.shape)} (dense, e.g. segmentation): the callback explains the region "
+                "of each sample's mask, so batches need masks (B, *spatial) at the output's resolution as their regions "
+                "((inputs, labels, masks), batch_keys['regions'] or batch_transform)"
+            )
+        masks = batch.regions.to(outputs.dtype)
+        if self.targets == "label" and batch.labels is not None:
+            return RegionTarget(batch.labels, masks)
+        mean = (outputs * masks.unsqueeze(1)).flatten(2).sum(2) / masks.flatten(1).sum(1).clamp_min(1).unsqueeze(1)
+        return RegionTarget(mean.argmax(dim=1), masks)
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
         self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
@@ -334,16 +389,23 @@ class ExplainerCallback(pl.Callback):
         if self.skipped:
             rank_zero_warn(f"ExplainerCallback: over the {self.max_seconds} s budget, skipped {self.skipped} this round")
 
-    def _explain(self, pl_module: pl.LightningModule, batch: Batch, keep: int) -> None:
+    def _explain(self, pl_module: pl.LightningModule, batch: XaiBatch, keep: int) -> None:
         """Explain the batch's inputs with every explainer not skipped and update the metrics."""
         inputs = batch.inputs
-        targets = self._targets(pl_module, inputs, batch.labels)
+        try:
+            targets = self._targets(pl_module, batch)
+        except Exception as error:  # the target pass fails like an explainer: a warning, the round skipped
+            message = f"{type(error).__name__}: {error}"
+            warnings.warn(f"ExplainerCallback: the target pass failed, every explainer is skipped this round: {message}")
+            self.errors.update(dict.fromkeys(self.explainers or {}, f"target pass failed: {message}"))
+            return
         for name in self.explainers or {}:
             if name in self.errors or name in self.skipped:
                 continue
             try:
                 start = time.perf_counter()
-                saliency = self.explainers[name](pl_module, inputs, targets)  # type: ignore[index]
+                args, options = self._call_arguments(batch)
+                saliency = self.explainers[name](pl_module, inputs, targets, *args, **options)  # type: ignore[index]
                 if saliency.is_cuda:
                     torch.cuda.synchronize(saliency.device)
                 self._seconds[name] += time.perf_counter() - start
@@ -352,7 +414,8 @@ class ExplainerCallback(pl.Callback):
                     self._shown[name] = saliency[:keep].detach()
                 for key, metric in self.metrics[name].items():
                     if not isinstance(metric, LocalisationMetric):
-                        metric.update(pl_module, inputs, saliency, targets)
+                        extra = {"forward_args": batch.forward_args} if batch.forward_args is not None else {}
+                        metric.update(pl_module, inputs, saliency, targets, **extra)
                     elif batch.regions is None:
                         raise ValueError(f"metric {key!r} needs batches (inputs, labels, masks_or_boxes, ...)")
                     else:
@@ -412,13 +475,16 @@ class ExplainerCallback(pl.Callback):
                 for name in names
             }
 
-    def _draw(self, trainer: pl.Trainer, inputs: Tensor, labels: Tensor | None, stage: str) -> None:
+    def _draw(self, trainer: pl.Trainer, shown: XaiBatch, stage: str) -> None:
         """Overlays of the kept samples and the mean perturbation curves, sent to the loggers."""
         maps = {name: shown for name, shown in self._shown.items() if name not in self.errors}
         if not maps or not trainer.loggers:
             return
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
-        captions = sample_captions(trainer.lightning_module, inputs, None if labels is None else labels[: len(inputs)], names)
+        channel_dim = check_channel_dim(self.channel_dim, shown.inputs.ndim)
+        inputs, labels = to_channels_first(shown.inputs, channel_dim), shown.labels
+        with model_call(len(inputs), shown.forward_args, self.output, self.score, channel_dim, inputs.device):
+            captions = sample_captions(unwrap_module(trainer.lightning_module), inputs, None if labels is None else labels[: len(inputs)], names)
         scores = {k: v for k, v in self._shown_scores.items() if k in maps}
         figure = overlay_figure(inputs.cpu(), {k: v.cpu() for k, v in maps.items()}, captions, scores, next(iter(self.metric_templates), ""))
         step = trainer.global_step

@@ -40,6 +40,8 @@ def sample_captions(model: torch.nn.Module, inputs: Tensor, labels: Tensor | Non
 
     with torch.no_grad(), preserved_model_state(model):
         outputs = model_outputs(model, inputs)
+    if outputs.ndim > 2:  # dense (segmentation) outputs: no single prediction per sample
+        return [f"sample {i}" if labels is None or labels.ndim != 1 else f"label {name(labels[i])}" for i in range(len(inputs))]
     predictions = outputs.reshape(-1) if is_regression(outputs) else outputs.argmax(dim=1)
     return [
         f"{'sample ' + str(i) if labels is None else 'label ' + name(labels[i])}\npred {name(predictions[i])}"

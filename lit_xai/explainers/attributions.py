@@ -61,13 +61,15 @@ def clean_pass(model: nn.Module, inputs: Tensor, targets: Tensor | None) -> tupl
     return select_scores(outputs, targets), targets
 
 
-def input_gradients(model: nn.Module, points: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+def input_gradients(
+    model: nn.Module, points: Tensor, targets: Tensor | None, samples: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """`(d y^c / d points, y^c, targets)` per row of `points` (a fresh leaf is made here), the targets
     resolved from this pass (argmax when None). Samples do not interact in eval mode, so the gradient of
     the summed scores is the per-row gradient. Parameter `.grad` is never touched (`torch.autograd.grad`
-    with respect to the points only)."""
+    with respect to the points only). `samples`: each row's sample (`lit_xai.targets.model_outputs`)."""
     points = points.detach().requires_grad_(True)
-    outputs = model_outputs(model, points)
+    outputs = model_outputs(model, points, samples)
     targets = resolve_targets(outputs, targets)
     scores = select_scores(outputs, targets)
     (gradients,) = torch.autograd.grad(scores.sum(), points, allow_unused=True)
@@ -91,7 +93,7 @@ def chunked_gradients(
     repeat indices, the derived inputs `points(sample, repeat)` and the target gradients there."""
     for sample, repeat in pair_chunks(inputs.shape[0], repeats, internal_batch_size, inputs):
         derived = points(sample, repeat)
-        gradients, _, _ = input_gradients(model, derived, None if targets is None else targets[sample])
+        gradients, _, _ = input_gradients(model, derived, None if targets is None else targets[sample], sample)
         yield sample, repeat, derived, gradients
 
 
@@ -107,7 +109,7 @@ def chunked_scores(
     of the model on `perturbed(sample, repeat)`, without gradients."""
     with torch.no_grad():
         for sample, repeat in pair_chunks(inputs.shape[0], repeats, internal_batch_size, inputs):
-            yield sample, repeat, score(model_outputs(model, perturbed(sample, repeat)), sample)
+            yield sample, repeat, score(model_outputs(model, perturbed(sample, repeat), sample), sample)
 
 
 def expand_batch(value: float | Tensor, inputs: Tensor, name: str) -> Tensor:

@@ -16,14 +16,28 @@ device, raw (not min-max normalised). The call:
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
+from lit_xai.explainers.layers import resolve_target_layer
 from lit_xai.model_state import preserved_model_state
-from lit_xai.targets import check_targets
+from lit_xai.targets import (
+    Output,
+    Score,
+    Target,
+    TargetsLike,
+    as_forward_args,
+    check_channel_dim,
+    check_targets,
+    model_call,
+    to_channels_first,
+    to_user_layout,
+    unwrap_module,
+)
 
 
 @contextmanager
@@ -50,33 +64,83 @@ def check_inputs(inputs: Tensor) -> None:
         raise ValueError(f"inputs contain NaN or inf in samples {bad[:10]}; check the data and its normalisation")
 
 
+def warn_if_all_zero(explainer: object, model: nn.Module, saliency: Tensor) -> None:
+    """A map that is zero for every sample of a batch explains nothing: say so, naming the layer (e.g. a
+    layer before a zero-initialised BatchNorm of an untrained model has zero gradients)."""
+    if saliency.numel() and not bool(saliency.ne(0).any()):
+        where = ""
+        if hasattr(explainer, "target_layer"):
+            try:
+                where = f" at target layer {resolve_target_layer(model, explainer.target_layer)!r}"
+            except ValueError:
+                where = ""
+        warnings.warn(
+            f"{type(explainer).__name__}{where} returned an all-zero map for every sample of the batch: the target score "
+            "does not depend on what it reads there (untrained or zero-initialised layers after it, a layer the score does "
+            "not reach); choose another target_layer or check the model",
+            stacklevel=3,
+        )
+
+
 class Explainer(abc.ABC):
     """Base class of every explanation method: subclasses implement `explain`.
 
     `explain(model, inputs, targets)` receives inputs already cloned inside a gradient-enabled block and
-    checked targets (`None` or a long tensor `(B,)`), and returns the raw map `(B, *spatial)`
+    checked targets (`None`, a long tensor `(B,)` or a `lit_xai.targets.Target`), and returns the raw map `(B, *spatial)`
     (or `(B, C, *spatial)` for input-space methods with `reduce="none"`).
     """
 
-    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> Tensor:
+    def __call__(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        targets: TargetsLike = None,
+        forward_args: Tensor | tuple[Tensor, ...] | None = None,
+        *,
+        channel_dim: int = 1,
+        output: Output | None = None,
+        score: Score = None,
+    ) -> Tensor:
+        """Explain `inputs` for `targets` (see the module docstring and `lit_xai.targets`).
+
+        `forward_args`: extra per-sample inputs, `model(inputs, *forward_args)`; the map explains `inputs` only.
+        `channel_dim`: the inputs' channel axis (-1 for `(B, T, C)` series); maps cover the other axes, and
+        `reduce="none"` attributions come back in the inputs' own layout. `output`: a callable that picks the
+        scores from what the model returns (default: `lit_xai.targets.unwrap_outputs`'s rule). `score`:
+        "sigmoid" makes a one-logit model a binary classifier (target 0 explained through -logit); "raw" with
+        several outputs (a multi-output regressor) needs explicit targets.
+        """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        model = unwrap_module(model)
+        if not isinstance(inputs, Tensor):
+            raise TypeError(f"inputs must be a torch.Tensor of shape (B, C, H, W) or (B, C, T), got {type(inputs).__name__}")
+        channel_dim = check_channel_dim(channel_dim, inputs.ndim)
+        inputs = to_channels_first(inputs, channel_dim)
         check_inputs(inputs)
         targets = check_targets(targets, inputs.shape[0], inputs.device)
         with preserved_model_state(model), gradients_enabled():
-            # clones made here are normal tensors even when the caller's are inference tensors
-            targets = None if targets is None else targets.clone()
-            saliency = self.explain(model, inputs.detach().clone(), targets)
+            # clones made here are normal tensors even when the caller's are inference tensors (Lightning's loops)
+            args = None if forward_args is None else tuple(a.detach().clone() for a in as_forward_args(forward_args, inputs.shape[0]))
+            if isinstance(targets, Tensor):
+                targets = targets.clone()
+            elif isinstance(targets, Target):
+                targets = targets.index(torch.arange(len(targets), device=inputs.device))
+            with model_call(inputs.shape[0], args, output, score, channel_dim, inputs.device):
+                saliency = self.explain(model, inputs.detach().clone(), targets)
         saliency = saliency.detach().to(torch.float32)
         if not bool(torch.isfinite(saliency).all()):
             raise ValueError(
                 f"{type(self).__name__} produced NaN or inf: the model's outputs or gradients are not finite "
                 "for these inputs (check the model in isolation with the same batch)"
             )
+        warn_if_all_zero(self, model, saliency)
+        if saliency.ndim == inputs.ndim:  # reduce="none": the inputs' own layout
+            saliency = to_user_layout(saliency, channel_dim)
         return saliency
 
     @abc.abstractmethod
-    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
+    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | Target | None) -> Tensor:
         """Compute the raw saliency of `inputs` for `targets` (see the class docstring)."""
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.path_baselines import BaselineSource, pair_normal
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.explainers.tokens import current_reshape
-from lit_xai.targets import resolve_targets, select_scores
+from lit_xai.targets import current_call, resolve_targets, select_scores
 
 ALPHAS = ("uniform", "linear")
 
@@ -140,7 +140,8 @@ def expected_gradients(
     indices = bank_indices(bank.shape[0], groups * draws, seeds, inputs.device) if bank is not None else None
     graph = "input" if input_terms else "layer"  # the graph below the layer only where input terms need it
     cached = None
-    if bank is not None and noise_std == 0 and cache is not None:
+    # a bank's cached pass has no sample, so it cannot carry a sample's extra inputs (forward_args)
+    if bank is not None and noise_std == 0 and cache is not None and not current_call().forward_args:
         cached = cache.get(model, layer_name, bank, internal_batch_size, batch)
 
     layer_sums = activations.new_zeros((batch * groups, *activations.shape[1:]))
@@ -164,10 +165,10 @@ def expected_gradients(
             path = (difference * along if input_terms else difference.mul_(along)).add_(base).requires_grad_(input_terms)
             count = len(b)
             if cached is None:
-                out, acts = forward_with_activations(model, layer_name, torch.cat([path, base]), graph)
+                out, acts = forward_with_activations(model, layer_name, torch.cat([path, base]), graph, torch.cat([b, b]))
                 base_acts, base_out = acts[count:].detach(), out[count:].detach()
             else:
-                out, acts = forward_with_activations(model, layer_name, path, graph)
+                out, acts = forward_with_activations(model, layer_name, path, graph, b)
                 base_acts, base_out = cached[0].index_select(0, drawn), cached[1].index_select(0, drawn)  # type: ignore[arg-type]
             chunk_targets = None if targets is None else targets[b]
             path_scores = select_scores(out[:count], chunk_targets)

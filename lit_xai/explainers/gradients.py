@@ -37,7 +37,7 @@ GRAPHS = ("layer", "input")
 
 
 def forward_with_layers(
-    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer"
+    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer", samples: Tensor | None = None
 ) -> tuple[Tensor, list[Tensor]]:
     """Run `model(inputs)` once; return the outputs and the activations of every named layer.
 
@@ -48,14 +48,15 @@ def forward_with_layers(
     Where gradients are enabled, `graph="layer"` records the autograd graph from the first named layer
     on only: its activations are a leaf that requires grad, and nothing below it is recorded (no
     parameter or input gradient can be taken). `graph="input"` records the whole forward pass (the
-    caller sets `inputs.requires_grad_()` for input gradients).
+    caller sets `inputs.requires_grad_()` for input gradients). `samples`: each row's sample when the
+    inputs are derived from a batch (`lit_xai.targets.model_outputs`: extra inputs follow them).
     """
-    outputs, activations, _ = forward_with_views(model, names, inputs, graph)
+    outputs, activations, _ = forward_with_views(model, names, inputs, graph, samples)
     return outputs, activations
 
 
 def forward_with_views(
-    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer"
+    model: nn.Module, names: Sequence[str], inputs: Tensor, graph: str = "layer", samples: Tensor | None = None
 ) -> tuple[Tensor, list[Tensor], list[TokenView]]:
     """`forward_with_layers`, plus each layer's `TokenView` (how its output maps to the activations)."""
     if graph not in GRAPHS:
@@ -72,7 +73,7 @@ def forward_with_views(
             captured.append(stack.enter_context(captured_output(layer, name, tuple(inputs.shape), leaf=leaf)))
             handle = layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
             stack.callback(handle.remove)
-        outputs = model_outputs(model, inputs)
+        outputs = model_outputs(model, inputs, samples)
     for capture in captured:
         if capture.error is not None:
             raise capture.error
@@ -87,9 +88,11 @@ def forward_with_views(
     return outputs, [capture.found[0][0] for capture in captured], [capture.found[0][1] for capture in captured]
 
 
-def forward_with_activations(model: nn.Module, layer_name: str, inputs: Tensor, graph: str = "layer") -> tuple[Tensor, Tensor]:
-    """Run `model(inputs)` once and return `(outputs, activations of layer_name)` (`graph` as in `forward_with_layers`)."""
-    outputs, (activations,) = forward_with_layers(model, [layer_name], inputs, graph)
+def forward_with_activations(
+    model: nn.Module, layer_name: str, inputs: Tensor, graph: str = "layer", samples: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Run `model(inputs)` once and return `(outputs, activations of layer_name)` (as in `forward_with_layers`)."""
+    outputs, (activations,) = forward_with_layers(model, [layer_name], inputs, graph, samples)
     return outputs, activations
 
 

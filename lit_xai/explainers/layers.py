@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from lit_xai.explainers.tokens import TokenView, current_reshape, spatial_view
+from lit_xai.explainers.tokens import Reshape, TokenView, current_reshape, spatial_view
 
 SPATIAL_CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -19,6 +19,7 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     """`model.get_submodule(name)`, or a ValueError naming the closest layer names."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"target_layer must be a dotted module path such as 'layer4' or 'features.29', got {name!r}")
+    name = name.removeprefix("_orig_mod.")  # a torch.compile'd model's names; explainers run its own module
     try:
         return model.get_submodule(name)
     except AttributeError:
@@ -41,12 +42,65 @@ def last_conv_layer(model: nn.Module) -> str:
     return names[-1]
 
 
+BLOCK_NORMS = ("ln_1", "norm1", "layernorm_before")  # torchvision, timm, Hugging Face transformer blocks
+
+
+def is_attention(module: nn.Module) -> bool:
+    return isinstance(module, nn.MultiheadAttention) or "Attention" in type(module).__name__
+
+
+def transformer_target_layer(model: nn.Module) -> str | None:
+    """A vision transformer's last block's first norm (torchvision `encoder...ln_1`, timm `blocks.N.norm1`,
+    Hugging Face `...layer.N.layernorm_before`), never the patch embedding: the last block's own output
+    reaches the logits only through the class token (pytorch-grad-cam's advice for ViTs). None for a
+    model without attention."""
+    if not any(is_attention(m) for m in model.modules()):
+        return None
+    norms = [name for name, _ in model.named_modules() if name.rpartition(".")[2] in BLOCK_NORMS]
+    return norms[-1] if norms else None
+
+
 def resolve_target_layer(model: nn.Module, target_layer: str | None) -> str:
-    """The explicit name, else the model's `default_target_layer`, else its last spatial conv layer."""
+    """The explicit name (a compiled model's `_orig_mod.` prefix dropped), else the model's
+    `default_target_layer`, else a transformer's last block norm, else its last spatial conv layer."""
     if target_layer is not None:
-        return target_layer
+        return target_layer.removeprefix("_orig_mod.")
     default = getattr(model, "default_target_layer", None)
-    return default if isinstance(default, str) else last_conv_layer(model)
+    if isinstance(default, str):
+        return default
+    return transformer_target_layer(model) or last_conv_layer(model)
+
+
+def layer_tensor(output: object, name: str) -> tuple[Tensor, tuple | None]:
+    """A layer's output tensor: the output itself, or the first element of a tuple / list (LSTM, GRU and
+    Hugging Face blocks return `(output, state)`); returns it and the other elements (None for a tensor)."""
+    if isinstance(output, Tensor):
+        return output, None
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0], tuple(output[1:])
+    raise TypeError(
+        f"target layer {name!r} returns {type(output).__name__}, not a tensor or a tuple whose first element is one; "
+        "choose a layer that returns a tensor"
+    )
+
+
+def sequence_reshape(module: nn.Module) -> Reshape | None:
+    """Recurrent and transformer-encoder layers output a sequence `(B, T, D)` (batch_first) or `(T, B, D)`:
+    seen as `(B, D, T)`, channels first, so a series' maps cover its time steps."""
+    if isinstance(module, (nn.RNNBase, nn.TransformerEncoderLayer, nn.TransformerEncoder)):
+        batch_first = getattr(module, "batch_first", None)
+        if batch_first is None and isinstance(module, nn.TransformerEncoder):
+            batch_first = getattr(module.layers[0], "batch_first", False) if len(module.layers) else False
+        return transpose_batch_first if batch_first else transpose_sequence_first
+    return None
+
+
+def transpose_batch_first(output: Tensor) -> Tensor:
+    return output.transpose(1, 2)
+
+
+def transpose_sequence_first(output: Tensor) -> Tensor:
+    return output.permute(1, 2, 0)
 
 
 @dataclasses.dataclass
@@ -72,23 +126,24 @@ def captured_output(layer: nn.Module, name: str, inputs_shape: tuple[int, ...], 
     """
     captured = LayerCapture()
 
-    def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
-        if not isinstance(output, Tensor):
-            raise TypeError(f"target layer {name!r} returns {type(output).__name__}, not a tensor; choose a layer that returns one")
+    def hook(module: nn.Module, args: object, output: object) -> object:
+        first, rest = layer_tensor(output, name)
         if captured.found:
             raise ValueError(f"target layer {name!r} runs more than once per forward pass; choose a layer that runs once")
         try:
-            view = dataclasses.replace(spatial_view(output, inputs_shape, current_reshape(), name), output=output.detach())
+            reshape = current_reshape() or sequence_reshape(module)
+            view = dataclasses.replace(spatial_view(first, inputs_shape, reshape, name), output=first.detach())
         except ValueError as error:
             captured.error = error
             return None
         if leaf:
             torch.set_grad_enabled(True)  # undone when the caller's grad-mode block exits
-            spatial = view.to_spatial(output.detach()).requires_grad_(True)
+            spatial = view.to_spatial(first.detach()).requires_grad_(True)
         else:
-            spatial = view.to_spatial(output)
+            spatial = view.to_spatial(first)
         captured.found.append((spatial, view))
-        return view.to_output(spatial, output)
+        replaced = view.to_output(spatial, first)
+        return replaced if rest is None else type(output)((replaced, *rest))  # type: ignore[call-arg]
 
     handle = layer.register_forward_hook(hook)
     try:

@@ -29,6 +29,7 @@ from lit_xai.explainers.input_space.saliency import InputXGradient, Saliency
 from lit_xai.explainers.input_space.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 from lit_xai.explainers.input_space.spectral_lens import ArgLens, SpectralLens
 from lit_xai.explainers.layers import SPATIAL_CONVS
+from lit_xai.explainers.transformers.vit import attention_parts
 from lit_xai.explainers.lrp.backward import lrp_applies
 from lit_xai.explainers.lrp.explainers import LRP
 from lit_xai.explainers.perturbation.occlusion import Occlusion
@@ -59,7 +60,16 @@ def has_relu(model: nn.Module) -> bool:
 
 
 def is_vit(model: nn.Module) -> bool:
-    """The model holds one torchvision VisionTransformer (what the attention methods read)."""
+    """The model holds one vision transformer the attention methods read (torchvision, timm, Hugging Face)."""
+    try:
+        attention_parts(model, "registry")
+    except ValueError:
+        return False
+    return True
+
+
+def is_torchvision_vit(model: nn.Module) -> bool:
+    """Head decomposition reads torchvision's ViT only."""
     return sum(isinstance(m, VisionTransformer) for m in model.modules()) == 1
 
 
@@ -124,7 +134,7 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "lrp": (LRP, lrp_applies),
     "attention_rollout": (AttentionRollout, is_vit),
     "legrad": (LeGrad, is_vit),
-    "head_decomposition": (HeadDecomposition, is_vit),
+    "head_decomposition": (HeadDecomposition, is_torchvision_vit),
     "random": (RandomSaliency, always),
     "center": (CenterSaliency, always),
     "spectral_residual": (SpectralResidualSaliency, always),

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import math
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
 from lit_xai.chunking import index_chunks
+from lit_xai.explainers.base import Explainer
 from lit_xai.model_state import preserved_model_state
-from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
+from lit_xai.targets import (
+    Output,
+    Score,
+    Target,
+    TargetsLike,
+    check_channel_dim,
+    check_score,
+    check_targets,
+    current_call,
+    model_call,
+    model_outputs,
+    resolve_targets,
+    target_probabilities,
+    to_channels_first,
+    to_user_layout,
+    unwrap_module,
+)
 
 
 def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
@@ -33,24 +49,89 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
 
 
 def batched_target_scores(
-    model: nn.Module, batch: Tensor, targets: Tensor | None, internal_batch_size: int | None, batch_size: int | None = None
+    model: nn.Module,
+    batch: Tensor,
+    targets: Tensor | Target | None,
+    internal_batch_size: int | None,
+    batch_size: int | None = None,
+    samples: Tensor | None = None,
 ) -> Tensor:
-    """Metric convention: softmax probability of the target (a regressor's raw output), float64, in chunks
-    (`lit_xai.chunking`; `batch_size` is the caller's batch size for automatic chunks)."""
+    """Metric convention (`target_probabilities`): the target's score of every row of `batch`, float64, in
+    chunks (`lit_xai.chunking`; `batch_size` is the caller's batch size for automatic chunks). `targets` has a
+    row per row of `batch`; `samples` says which sample each row is (default: row b is sample b)."""
     scores = []
     for chunk in index_chunks(batch.shape[0], internal_batch_size, batch, batch_size):
-        outputs = model_outputs(model, batch[chunk])
+        outputs = model_outputs(model, batch[chunk], chunk if samples is None else samples[chunk])
         scores.append(target_probabilities(outputs, None if targets is None else targets[chunk]).double())
     return torch.cat(scores)
 
 
+def metric_layout(metric: object, inputs: Tensor, saliency: Tensor | None) -> tuple[Tensor, int]:
+    """The inputs channel-first (`metric.channel_dim`: the user's channel axis) and checked against the
+    saliency; returns them and the channel axis."""
+    if not isinstance(inputs, Tensor):
+        raise ValueError(f"inputs must be a tensor (B, C, H, W) or (B, C, T), got {type(inputs).__name__}")
+    channel_dim = check_channel_dim(getattr(metric, "channel_dim", 1), inputs.ndim)
+    inputs = to_channels_first(inputs, channel_dim)
+    if saliency is not None:
+        check_metric_inputs(inputs, saliency)
+    return inputs, channel_dim
+
+
+class MetricCall(NamedTuple):
+    """What a metric update works on inside `metric_passes`: the model to run (a compiled model's own
+    module), the inputs channel-first `(B, C, *spatial)`, the saliency `(B, *spatial)` and the targets
+    (the argmax on the unperturbed inputs when None; None for a one-output regressor; a `Target` as given)."""
+
+    model: nn.Module
+    inputs: Tensor
+    saliency: Tensor | None
+    targets: Tensor | Target | None
+
+
 @contextmanager
-def metric_passes(model: nn.Module, inputs: Tensor, targets: Tensor | int | None) -> Iterator[Tensor | None]:
-    """No gradients and the model's state kept inside; yields the checked targets (the argmax on the
-    unperturbed inputs when None; None for a one-output regressor)."""
+def metric_passes(
+    metric: object,
+    model: nn.Module,
+    inputs: Tensor,
+    saliency: Tensor | None,
+    targets: TargetsLike,
+    forward_args: Tensor | tuple[Tensor, ...] | None = None,
+) -> Iterator[MetricCall]:
+    """The one entry of every model-based metric update (`lit_xai.targets`, "The user's model"): the inputs'
+    layout (`metric.channel_dim`), the checks, the model's extra inputs (`forward_args`), how its outputs
+    are read (`metric.output`) and scored (`metric.scoring`, the `score=` option); no gradients, the model's state kept inside."""
+    inputs, channel_dim = metric_layout(metric, inputs, saliency)
+    saliency = None if saliency is None else saliency.to(inputs.device)
+    model = unwrap_module(model)
     targets = check_targets(targets, inputs.shape[0], inputs.device)
-    with torch.no_grad(), preserved_model_state(model):
-        yield resolve_targets(model_outputs(model, inputs), None) if targets is None else targets
+    call = model_call(inputs.shape[0], forward_args, getattr(metric, "output", None), getattr(metric, "scoring", None), channel_dim, inputs.device)
+    with call, torch.no_grad(), preserved_model_state(model):
+        if targets is None or is_binary_call():
+            targets = resolve_targets(model_outputs(model, inputs), targets)
+        yield MetricCall(model, inputs, saliency, targets)
+
+
+def explain_rows(explainer: Callable[..., Tensor], model: nn.Module, inputs: Tensor, targets: Tensor | Target | None, rows: Tensor | None) -> Tensor:
+    """Run `explainer` from inside a metric on channel-first `inputs` whose samples are `rows` (None: the
+    batch), with the current call's extra inputs, layout, output and score (metrics that re-explain)."""
+    call = current_call()
+    args = call.args_for(inputs.shape[0], rows)
+    if isinstance(explainer, Explainer):
+        return explainer(
+            model, to_user_layout(inputs, call.channel_dim), targets, args or None,
+            channel_dim=call.channel_dim, output=call.output, score=call.score,
+        )
+    if args or call.channel_dim != 1 or call.output is not None or call.score is not None:
+        raise ValueError(
+            f"{type(explainer).__name__} is a plain callable explainer(model, inputs, targets); with forward_args, channel_dim, "
+            "output or score use a lit_xai Explainer, which takes them"
+        )
+    return explainer(model, inputs, targets)
+
+
+def is_binary_call() -> bool:
+    return current_call().score == "sigmoid"
 
 
 class PerImageMean(Metric):
@@ -59,13 +140,20 @@ class PerImageMean(Metric):
     Sum states (`total`, `total_sq`, `count`, all `dist_reduce_fx="sum"`) so processes synchronise exactly.
     `last_values` holds the per-image values of the latest update (this process's, not a state: for
     figures that show each image's value).
+
+    Metrics that run the model read it as `lit_xai.targets` says ("The user's model"): `score` (None:
+    softmax for `(B, K > 1)`, the raw output of a one-output regressor; "softmax", "sigmoid" for multi-label
+    and one-logit binary models, "raw", or a callable `outputs -> (B, K)` probabilities), `output` (a
+    callable that picks the scores from what the model returns) and `channel_dim` (the inputs' channel
+    axis, -1 for `(B, T, C)` series). `update(..., forward_args=...)` passes extra per-sample inputs.
     """
 
     is_differentiable = False
     full_state_update = False
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, score: Score = None, output: Output | None = None, channel_dim: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.scoring, self.output, self.channel_dim = check_score(score), output, channel_dim
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")

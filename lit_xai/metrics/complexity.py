@@ -22,7 +22,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lit_xai.metrics.common import PerImageMean, check_metric_inputs
+from lit_xai.metrics.common import PerImageMean, metric_layout
+from lit_xai.targets import ForwardArgs, TargetsLike
 
 GINI_EPSILON = 1e-7
 ENTROPY_EPSILON = 1e-12
@@ -61,8 +62,8 @@ class MapStatistic(PerImageMean):
     def statistic(self, saliency: Tensor) -> Tensor:
         """Per-image value `(B,)` float64."""
 
-    def update(self, model: nn.Module | None, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        check_metric_inputs(inputs, saliency)
+    def update(self, model: nn.Module | None, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        metric_layout(self, inputs, saliency)
         self.add_values(self.statistic(saliency))
 
 

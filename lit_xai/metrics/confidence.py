@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.targets import ForwardArgs, TargetsLike
 
 
 def normalised_saliency(saliency: Tensor) -> Tensor:
@@ -70,30 +71,30 @@ class MaskedConfidenceMetric(PerImageMean):
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
         """Per-image value from Y and the masked score, both `(B,)` float64, Y > 0."""
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        check_metric_inputs(inputs, saliency)
-        mask = normalised_saliency(saliency.to(inputs.device).to(inputs.dtype)).unsqueeze(1)
-        if not self.keep_salient:
-            mask = 1 - mask
-        with metric_passes(model, inputs, targets) as resolved:
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            mask = normalised_saliency(saliency.to(inputs.device).to(inputs.dtype)).unsqueeze(1)
+            if not self.keep_salient:
+                mask = 1 - mask
             both = torch.cat([inputs, inputs * mask])
+            rows = torch.arange(len(inputs), device=inputs.device).repeat(2)  # each row's sample
             scores = batched_target_scores(
-                model, both, None if resolved is None else resolved.repeat(2), self.internal_batch_size, len(inputs)
+                model, both, None if resolved is None else resolved[rows], self.internal_batch_size, len(inputs), rows
             )
-        original, masked = scores[: len(inputs)], scores[len(inputs) :]
-        kept = original > self.min_score
-        if not bool(kept.any()):
-            warnings.warn(
-                f"{type(self).__name__}: every sample of this batch has a target score <= {self.min_score:g} (the ratio "
-                f"divides by it; e.g. a RUL predicted at or past failure); the {len(original)} samples are left out and "
-                "counted in `skipped`, and the value is NaN until a sample is kept",
-                stacklevel=2,
-            )
-        values = torch.full_like(original, math.nan)
-        values[kept] = self.score(original[kept], masked[kept])
-        self.add_values(values[kept])
-        self.last_values = values.detach().to(self.total.device)  # every sample, NaN where left out
-        self.skipped = self.skipped + int((~kept).sum())
+            original, masked = scores[: len(inputs)], scores[len(inputs) :]
+            kept = original > self.min_score
+            if not bool(kept.any()):
+                warnings.warn(
+                    f"{type(self).__name__}: every sample of this batch has a target score <= {self.min_score:g} (the ratio "
+                    f"divides by it; e.g. a RUL predicted at or past failure); the {len(original)} samples are left out and "
+                    "counted in `skipped`, and the value is NaN until a sample is kept",
+                    stacklevel=2,
+                )
+            values = torch.full_like(original, math.nan)
+            values[kept] = self.score(original[kept], masked[kept])
+            self.add_values(values[kept])
+            self.last_values = values.detach().to(self.total.device)  # every sample, NaN where left out
+            self.skipped = self.skipped + int((~kept).sum())
 
     def skipped_samples(self) -> Tensor:
         """Samples left out (score <= `min_score`) since the last reset, summed over processes."""

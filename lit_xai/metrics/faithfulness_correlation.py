@@ -28,10 +28,10 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
-from lit_xai.targets import model_outputs, target_probabilities
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
 
 class FaithfulnessCorrelation(PerImageMean):
@@ -87,17 +87,16 @@ class FaithfulnessCorrelation(PerImageMean):
         """Subset number `draw` (flat position indices, `(subset_size,)`, CPU) of a sample whose seed is `seed`."""
         return torch.randperm(positions, generator=pair_generator(seed, draw))[: self.subset_size(positions)]
 
-    def series(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> tuple[Tensor, Tensor]:
+    def series(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
         """Saliency sums and score drops `(B, samples)` float64, without updating the state."""
-        check_metric_inputs(inputs, saliency)
-        batch, positions = inputs.shape[0], math.prod(inputs.shape[2:])
-        seeds = [sample_seed(sample, self.seed) for sample in inputs]
-        sums = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
-        drops = torch.empty_like(sums)
-        phi = saliency.to(inputs.device).double().flatten(1)
-        substrate = make_substrate(inputs, self.substrate).flatten(2)
-        flat_inputs = inputs.flatten(2)
-        with metric_passes(model, inputs, targets) as resolved:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            batch, positions = inputs.shape[0], math.prod(inputs.shape[2:])
+            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            sums = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
+            drops = torch.empty_like(sums)
+            phi = saliency.to(inputs.device).double().flatten(1)
+            substrate = make_substrate(inputs, self.substrate).flatten(2)
+            flat_inputs = inputs.flatten(2)
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 chosen = torch.stack([self.draw(positions, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
@@ -105,12 +104,12 @@ class FaithfulnessCorrelation(PerImageMean):
                 replaced = torch.zeros(len(image), positions, dtype=torch.bool, device=inputs.device)
                 replaced.scatter_(1, chosen, True)
                 perturbed = torch.where(replaced.unsqueeze(1), substrate[image], flat_inputs[image]).view(len(image), *inputs.shape[1:])
-                outputs = model_outputs(model, perturbed)
+                outputs = model_outputs(model, perturbed, image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
                 drops[image, draw] = original[image] - scores
                 sums[image, draw] = phi[image].gather(1, chosen).sum(dim=1)
-        return sums, drops
+            return sums, drops
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        sums, drops = self.series(model, inputs, saliency, targets)
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        sums, drops = self.series(model, inputs, saliency, targets, forward_args)
         self.add_values(pearson_correlation(sums, drops))

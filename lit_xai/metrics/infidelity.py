@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, check_metric_inputs, metric_passes
-from lit_xai.targets import model_outputs, target_probabilities
+from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
 PERTURBATIONS = ("gaussian", "square")
 
@@ -105,30 +105,29 @@ class Infidelity(PerImageMean):
             raise ValueError(f"square_size {size} is larger than the inputs' spatial size {spatial}")
         return square_indicator(spatial, size, generator)
 
-    def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
+    def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> Tensor:
         """Per-image infidelity `(B,)` float64, without updating the state."""
-        check_metric_inputs(inputs, saliency)
-        batch, spatial = inputs.shape[0], tuple(inputs.shape[2:])
-        seeds = [sample_seed(sample, self.seed) for sample in inputs]
-        predicted = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
-        changes = torch.empty_like(predicted)
-        phi = saliency.to(inputs.device).double()
-        with metric_passes(model, inputs, targets) as resolved:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            batch, spatial = inputs.shape[0], tuple(inputs.shape[2:])
+            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            predicted = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
+            changes = torch.empty_like(predicted)
+            phi = saliency.to(inputs.device).double()
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 pattern = torch.stack([self.draw(spatial, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
                 pattern = pattern.to(device=inputs.device, dtype=inputs.dtype).unsqueeze(1)
                 shift = pattern * inputs[image] if self.multiply_by_inputs else pattern
-                outputs = model_outputs(model, inputs[image] - shift)
+                outputs = model_outputs(model, inputs[image] - shift, image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
                 changes[image, draw] = original[image] - scores
                 predicted[image, draw] = (pattern.squeeze(1).double() * phi[image]).flatten(1).sum(dim=1)
-        if self.normalize:
-            energy = predicted.square().sum(dim=1)
-            beta = (predicted * changes).sum(dim=1) / torch.where(energy == 0, torch.ones_like(energy), energy)
-        else:
-            beta = torch.ones(batch, dtype=torch.float64, device=inputs.device)
-        return (beta.unsqueeze(1) * predicted - changes).square().mean(dim=1)
+            if self.normalize:
+                energy = predicted.square().sum(dim=1)
+                beta = (predicted * changes).sum(dim=1) / torch.where(energy == 0, torch.ones_like(energy), energy)
+            else:
+                beta = torch.ones(batch, dtype=torch.float64, device=inputs.device)
+            return (beta.unsqueeze(1) * predicted - changes).square().mean(dim=1)
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        self.add_values(self.values(model, inputs, saliency, targets))
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        self.add_values(self.values(model, inputs, saliency, targets, forward_args))

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.metrics.common import PerImageMean, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
-from lit_xai.targets import model_outputs, target_probabilities
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
 ORDERS = ("morf", "lerf")
 
@@ -78,7 +78,7 @@ def perturbation_curves(
     for image, step in pair_chunks(batch, steps + 1, internal_batch_size, inputs):
         changed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), 1, *spatial)
         kept, replaced = (inputs[image], substrate[image]) if insertion else (substrate[image], inputs[image])
-        outputs = model_outputs(model, torch.where(changed, kept, replaced))
+        outputs = model_outputs(model, torch.where(changed, kept, replaced), image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores
 
@@ -127,18 +127,17 @@ class PerturbationCurveMetric(PerImageMean):
         self.substrate = check_substrate(self.default_substrate if substrate is None else substrate)
         self.add_state("curve_sum", torch.zeros(steps + 1, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
+    def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> Tensor:
         """The per-image curves `(B, steps + 1)` without updating the state."""
-        check_metric_inputs(inputs, saliency)
-        with metric_passes(model, inputs, targets) as resolved:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             ranks, units = unit_ranks(saliency.to(inputs.device), self.patch, self.order)
             return perturbation_curves(
                 model, inputs, ranks, units, resolved, make_substrate(inputs, self.substrate), self.steps, self.insertion,
                 self.internal_batch_size,
             )
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        curves = self.curves(model, inputs, saliency, targets)
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        curves = self.curves(model, inputs, saliency, targets, forward_args)
         self.add_values(trapezoid_auc(curves))
         self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
 
@@ -188,7 +187,7 @@ class InsertionDeletion(PerImageMean):
         self.insertion = Insertion(substrate=insertion_substrate, **options)
         self.deletion = Deletion(substrate=deletion_substrate, **options)
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        inserted = trapezoid_auc(self.insertion.curves(model, inputs, saliency, targets))
-        deleted = trapezoid_auc(self.deletion.curves(model, inputs, saliency, targets))
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        inserted = trapezoid_auc(self.insertion.curves(model, inputs, saliency, targets, forward_args))
+        deleted = trapezoid_auc(self.deletion.curves(model, inputs, saliency, targets, forward_args))
         self.add_values(inserted - deleted)

@@ -24,8 +24,9 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from lit_xai.explainers.base import check_inputs
+from lit_xai.metrics.common import explain_rows, metric_layout
 from lit_xai.model_state import preserved_model_state
-from lit_xai.targets import check_targets, model_outputs, resolve_targets
+from lit_xai.targets import ForwardArgs, TargetsLike, check_targets, model_call, model_outputs, resolve_targets, unwrap_module
 
 Similarity = Literal["spearman", "spearman_abs", "pearson"]
 SIMILARITIES = ("spearman", "spearman_abs", "pearson")
@@ -233,24 +234,27 @@ class ModelRandomizationSimilarity(Metric):
                 raise ValueError(f"layer {name!r} of {type(model).__name__} has no parameters to re-initialise")
         return list(self.layers)
 
-    def update(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> None:
+    def update(self, model: nn.Module, inputs: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        model = unwrap_module(model)
+        inputs, channel_dim = metric_layout(self, inputs, None)
         check_inputs(inputs)
         targets = check_targets(targets, inputs.shape[0], inputs.device)
-        with preserved_model_state(model):
+        call = model_call(inputs.shape[0], forward_args, getattr(self, "output", None), getattr(self, "scoring", None), channel_dim, inputs.device)
+        with call, preserved_model_state(model):
             with torch.no_grad(), recorded_call_order(model) as called:
                 outputs = model_outputs(model, inputs)
             targets = resolve_targets(outputs, targets)
             names = self.cascade(model, called)
-            original = self.explainer(model, inputs, targets)
+            original = explain_rows(self.explainer, model, inputs, targets, None)
             with torch.inference_mode(False), torch.no_grad():
                 randomized = copy.deepcopy(model)  # normal (not inference) tensors, whatever the caller's mode
             similarities = []
             for name in names:
                 with torch.inference_mode(False):
                     reinitialize(randomized.get_submodule(name), layer_seed(self.seed, name))
-                maps = self.explainer(randomized, inputs, targets)
+                maps = explain_rows(self.explainer, randomized, inputs, targets, None)
                 similarities.append(map_similarity(original, maps, self.similarity))
             del randomized
         steps = torch.stack(similarities, dim=1).sum(dim=0)

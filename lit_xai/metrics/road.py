@@ -40,9 +40,9 @@ from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, metric_passes
 from lit_xai.metrics.perturbation import ORDERS, unit_ranks
-from lit_xai.targets import model_outputs, target_probabilities
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
 DEFAULT_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 
@@ -183,27 +183,26 @@ class ROAD(PerImageMean):
         generator = pair_generator(seed, percentile, ORDERS.index(self.order))
         return torch.randn(sample.shape, generator=generator, dtype=torch.float64)
 
-    def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
+    def curves(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> Tensor:
         """The per-image scores `(B, len(percentiles))` without updating the state."""
-        check_metric_inputs(inputs, saliency)
-        batch, spatial = inputs.shape[0], inputs.shape[2:]
-        ranks, positions = unit_ranks(saliency.to(inputs.device), 1, self.order)
-        counts = torch.tensor(removed_counts(positions, self.percentiles), device=inputs.device)
-        seeds = [sample_seed(sample, self.seed) for sample in inputs] if self.noise_std > 0 else []
-        scores = torch.empty(batch, len(self.percentiles), dtype=torch.float64, device=inputs.device)
-        with metric_passes(model, inputs, targets) as resolved:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            batch, spatial = inputs.shape[0], inputs.shape[2:]
+            ranks, positions = unit_ranks(saliency.to(inputs.device), 1, self.order)
+            counts = torch.tensor(removed_counts(positions, self.percentiles), device=inputs.device)
+            seeds = [sample_seed(sample, self.seed) for sample in inputs] if self.noise_std > 0 else []
+            scores = torch.empty(batch, len(self.percentiles), dtype=torch.float64, device=inputs.device)
             for image, step in pair_chunks(batch, len(self.percentiles), self.internal_batch_size, inputs):
                 removed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), *spatial)
                 filled = linear_imputation(inputs[image], removed, self.tolerance)
                 if self.noise_std > 0:
                     noise = torch.stack([self.noise(inputs[0], seeds[i], s) for i, s in zip(image.tolist(), step.tolist())])
                     filled = filled + self.noise_std * noise.to(filled.device) * removed.unsqueeze(1)
-                outputs = model_outputs(model, filled.to(inputs.dtype))
+                outputs = model_outputs(model, filled.to(inputs.dtype), image)
                 scores[image, step] = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
-        return scores
+            return scores
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        curves = self.curves(model, inputs, saliency, targets)
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        curves = self.curves(model, inputs, saliency, targets, forward_args)
         self.add_values(curves.mean(dim=1))
         self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
 
@@ -235,7 +234,7 @@ class ROADCombined(PerImageMean):
         self.morf = ROAD(order="morf", **options)
         self.lerf = ROAD(order="lerf", **options)
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        lerf = self.lerf.curves(model, inputs, saliency, targets).mean(dim=1)
-        morf = self.morf.curves(model, inputs, saliency, targets).mean(dim=1)
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        lerf = self.lerf.curves(model, inputs, saliency, targets, forward_args).mean(dim=1)
+        morf = self.morf.curves(model, inputs, saliency, targets, forward_args).mean(dim=1)
         self.add_values((lerf - morf) / 2)

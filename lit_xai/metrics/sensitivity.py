@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, check_metric_inputs, metric_passes
+from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.targets import ForwardArgs, TargetsLike
 
 ExplainerFn = Callable[[nn.Module, Tensor, Optional[Tensor]], Tensor]
 
@@ -74,25 +75,24 @@ class MaxSensitivity(PerImageMean):
         """Perturbation number `draw`, U(-radius, radius) shaped like one sample (float32, CPU)."""
         return (torch.rand(shape, generator=pair_generator(seed, draw)) * 2 - 1) * self.radius
 
-    def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None) -> Tensor:
+    def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> Tensor:
         """Per-image max-sensitivity `(B,)` float64, without updating the state."""
         if self.explainer is None:
             raise ValueError(
                 "MaxSensitivity needs the explainer that produced the maps: MaxSensitivity(explainer=...) "
                 "(ExplainerCallback sets it for each of its explainers)"
             )
-        check_metric_inputs(inputs, saliency)
-        batch, shape = inputs.shape[0], tuple(inputs.shape[1:])
-        seeds = [sample_seed(sample, self.seed) for sample in inputs]
-        phi = saliency.to(inputs.device).double().flatten(1)
-        norms = phi.norm(dim=1)
-        norms = torch.where(norms == 0, torch.ones_like(norms), norms)
-        ratios = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
-        with metric_passes(model, inputs, targets) as resolved:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            batch, shape = inputs.shape[0], tuple(inputs.shape[1:])
+            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            phi = saliency.to(inputs.device).double().flatten(1)
+            norms = phi.norm(dim=1)
+            norms = torch.where(norms == 0, torch.ones_like(norms), norms)
+            ratios = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 shift = torch.stack([self.draw(shape, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
                 perturbed = inputs[image] + shift.to(device=inputs.device, dtype=inputs.dtype)
-                maps = self.explainer(model, perturbed, None if resolved is None else resolved[image])
+                maps = explain_rows(self.explainer, model, perturbed, None if resolved is None else resolved[image], image)
                 if tuple(maps.shape[1:]) != tuple(saliency.shape[1:]):
                     raise ValueError(
                         f"the explainer's maps have shape {tuple(maps.shape[1:])} per sample but the saliency has "
@@ -100,7 +100,7 @@ class MaxSensitivity(PerImageMean):
                     )
                 change = maps.to(phi.device).double().flatten(1) - phi[image]
                 ratios[image, draw] = change.norm(dim=1) / norms[image]
-        return ratios.max(dim=1).values
+            return ratios.max(dim=1).values
 
-    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: Tensor | int | None = None) -> None:
-        self.add_values(self.values(model, inputs, saliency, targets))
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        self.add_values(self.values(model, inputs, saliency, targets, forward_args))

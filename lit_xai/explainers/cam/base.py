@@ -7,7 +7,7 @@ gradient source and a weighting rule (DESIGN.md: "a CAM method = a gradient sour
 from __future__ import annotations
 
 import abc
-from typing import Optional
+from typing import Any, Optional
 
 from torch import Tensor, nn
 
@@ -36,9 +36,9 @@ class LayerExplainer(Explainer):
         self.upsample = check_upsample(upsample)
         self.reshape = check_reshape(reshape)
 
-    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> Tensor:
+    def __call__(self, model: nn.Module, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         with reshape_override(self.reshape):
-            return super().__call__(model, inputs, targets)
+            return super().__call__(model, inputs, *args, **kwargs)
 
     @abc.abstractmethod
     def layer_map(self, model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> Tensor:

@@ -4,8 +4,7 @@ Towards gradient faithfulness")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -83,8 +82,8 @@ class ExpectedGradCAM(LayerExplainer):
         self.diagnostics: ConvergenceDiagnostics | None = None
         self._cache = BankActivationCache()
 
-    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None):  # type: ignore[override]
-        maps = super().__call__(model, inputs, targets)
+    def __call__(self, model: nn.Module, inputs: Tensor, *args: Any, **kwargs: Any):  # type: ignore[override]
+        maps = super().__call__(model, inputs, *args, **kwargs)
         return (maps, self.diagnostics) if self.return_diagnostics else maps
 
     def rule(self, activations: Tensor, gradients: Tensor) -> Tensor:

@@ -90,7 +90,7 @@ def ablated_scores(
         ablated = activations[sample].clone()
         ablated[torch.arange(len(sample), device=inputs.device), channel] = 0
         with replaced_output(model, layer_name, view.to_output(ablated, view.output[sample])):
-            outputs = model_outputs(model, inputs[sample])
+            outputs = model_outputs(model, inputs[sample], sample)
         scores[sample, channel] = select_scores(outputs, None if targets is None else targets[sample]).to(scores.dtype)
     return scores
 

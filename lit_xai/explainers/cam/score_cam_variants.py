@@ -54,7 +54,7 @@ def mean_masked_scores(
         for sample, pair in pair_chunks(batch, draws * channels, internal_batch_size, inputs):
             draw, channel = pair // channels, pair % channels
             masks = transform(upsampled_masks(normalised[sample, channel], size), sample, draw, channel)
-            outputs = model_outputs(model, inputs[sample] * masks.unsqueeze(1))
+            outputs = model_outputs(model, inputs[sample] * masks.unsqueeze(1), sample)
             scores = select_scores(outputs, None if targets is None else targets[sample])
             sums.index_add_(0, sample * channels + channel, scores.to(sums.dtype))
     return (sums / draws).view(batch, channels)

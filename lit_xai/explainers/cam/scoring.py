@@ -104,6 +104,6 @@ def masked_target_scores(
     with torch.no_grad():
         for sample, channel in pair_chunks(batch, channels, internal_batch_size, inputs):
             kept = masks(activations[sample, channel], size).unsqueeze(1)
-            outputs = model_outputs(model, inputs[sample] * (1 - kept if inverse else kept))
+            outputs = model_outputs(model, inputs[sample] * (1 - kept if inverse else kept), sample)
             scores[sample, channel] = score(outputs, None if targets is None else targets[sample]).to(scores.dtype)
     return scores

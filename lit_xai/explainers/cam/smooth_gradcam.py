@@ -62,7 +62,7 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         moments = [torch.zeros_like(activations) for _ in range(3)]
         for sample, draw in pair_chunks(inputs.shape[0], self.samples, self.internal_batch_size, inputs):
             noisy = inputs[sample] + noise[sample, draw]
-            noisy_outputs, noisy_activations = forward_with_activations(model, layer_name, noisy)
+            noisy_outputs, noisy_activations = forward_with_activations(model, layer_name, noisy, samples=sample)
             scores = select_scores(noisy_outputs, None if targets is None else targets[sample])
             gradients = gradients_of_scores(scores, noisy_activations, layer_name)
             for power, moment in enumerate(moments, start=1):

@@ -3,7 +3,7 @@ path) and Expected Gradients (baselines and path points drawn at random)."""
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -97,8 +97,8 @@ class IntegratedGradients(InputSpaceExplainer):
         self.return_diagnostics = return_diagnostics
         self.diagnostics: ConvergenceDiagnostics | None = None
 
-    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None):  # type: ignore[override]
-        maps = super().__call__(model, inputs, targets)
+    def __call__(self, model: nn.Module, inputs: Tensor, *args: Any, **kwargs: Any):  # type: ignore[override]
+        maps = super().__call__(model, inputs, *args, **kwargs)
         return (maps, self.diagnostics) if self.return_diagnostics else maps
 
     def attributions(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
@@ -111,7 +111,7 @@ class IntegratedGradients(InputSpaceExplainer):
         view = (-1,) + (1,) * (inputs.ndim - 1)
         for sample, step in pair_chunks(inputs.shape[0], self.steps, self.internal_batch_size, inputs):
             points = baseline[sample] + alphas[step].view(view) * difference[sample]
-            gradients, _, _ = input_gradients(model, points, None if targets is None else targets[sample])
+            gradients, _, _ = input_gradients(model, points, None if targets is None else targets[sample], sample)
             total.index_add_(0, sample, gradients * sizes[step].view(view))
         attributions = difference * total
         if self.return_diagnostics:
@@ -173,6 +173,6 @@ class ExpectedGradients(InputSpaceExplainer):
             base = bank[indices[sample, draw]] if bank is not None else source.draw_pairs(inputs, sample, draw, seeds)  # type: ignore[index]
             difference = inputs[sample] - base
             points = base + factors[sample, draw].view(view) * difference
-            gradients, _, _ = input_gradients(model, points, None if targets is None else targets[sample])
+            gradients, _, _ = input_gradients(model, points, None if targets is None else targets[sample], sample)
             total.index_add_(0, sample, difference * gradients)
         return total / self.draws

@@ -77,7 +77,7 @@ class ScaleGrid:
         for sample, repeat in pair_chunks(inputs.shape[0], count * self.samples, self.internal_batch_size, inputs):
             scale_index, draw = repeat // self.samples, repeat % self.samples
             noisy = perturbed(inputs, sample, draw, grid[sample, scale_index], "convex", seeds)
-            gradients, _, _ = input_gradients(model, noisy, None if targets is None else targets[sample])
+            gradients, _, _ = input_gradients(model, noisy, None if targets is None else targets[sample], sample)
             yield sample, scale_index, gradients * gradients
 
 

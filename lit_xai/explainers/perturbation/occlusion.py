@@ -88,7 +88,7 @@ class Occlusion(InputSpaceExplainer):
             for sample, index in pair_chunks(inputs.shape[0], len(starts), self.internal_batch_size, inputs):
                 masks = window_masks(starts[index], window, size)
                 occluded = torch.where(masks.unsqueeze(1), baseline[sample], inputs[sample])
-                occluded_scores = select_scores(model_outputs(model, occluded), None if targets is None else targets[sample])
+                occluded_scores = select_scores(model_outputs(model, occluded, sample), None if targets is None else targets[sample])
                 drop = (scores[sample] - occluded_scores).to(drops.dtype)  # float32 sums under autocast
                 drops.index_add_(0, sample, drop.view(-1, *(1,) * len(size)) * masks)
         counts = window_masks(starts, window, size).sum(dim=0).to(inputs.dtype)

@@ -84,7 +84,7 @@ class RISE(InputSpaceExplainer):
         with torch.no_grad():
             for sample, index in pair_chunks(inputs.shape[0], self.masks, self.internal_batch_size, inputs):
                 masks = rise_masks(grid[sample, index].to(inputs.dtype), shift[sample, index], size, cell_size)
-                outputs = model_outputs(model, inputs[sample] * masks.unsqueeze(1))
+                outputs = model_outputs(model, inputs[sample] * masks.unsqueeze(1), sample)
                 scores = target_probabilities(outputs, None if targets is None else targets[sample])
                 saliency.index_add_(0, sample, scores.view(-1, *(1,) * len(size)) * masks)
         saliency = saliency / (self.masks * self.p)

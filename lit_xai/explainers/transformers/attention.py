@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.base import Explainer
-from lit_xai.explainers.transformers.vit import ViTParts, captured_attention, check_choice, select_layers, vit_parts
+from lit_xai.explainers.transformers.vit import ViTParts, attention_parts, captured_attention, check_choice, select_layers
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 from lit_xai.targets import model_outputs, resolve_targets, select_scores
 
@@ -53,8 +53,8 @@ class AttentionRollout(Explainer):
 
     The attention maps are recomputed from each block's attention input (`lit_xai.explainers.transformers.vit`; the
     model's outputs are not changed). The map does not depend on the target class (targets are
-    accepted and ignored). Works on torchvision VisionTransformer models (ImageClassifier "vit_*"
-    backbones); `upsample` as for CAMs ("none" keeps the patch grid).
+    accepted and ignored). Works on torchvision, timm and Hugging Face ViTs (prefix tokens, the class and
+    any register tokens, are dropped from the map); `upsample` as for CAMs ("none" keeps the patch grid).
     """
 
     def __init__(self, head_fusion: str = "mean", discard_ratio: float = 0.0, upsample: UpsampleMode = "bilinear") -> None:
@@ -65,7 +65,7 @@ class AttentionRollout(Explainer):
         self.upsample = check_upsample(upsample)
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        parts = vit_parts(model, type(self).__name__)
+        parts = attention_parts(model, type(self).__name__)
         with torch.no_grad(), captured_attention(parts.attentions) as captured:
             model_outputs(model, inputs)
         rollout = None
@@ -105,7 +105,7 @@ class LeGrad(Explainer):
         self.upsample = check_upsample(upsample)
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
-        parts = vit_parts(model, type(self).__name__)
+        parts = attention_parts(model, type(self).__name__)
         chosen = select_layers(self.layers, len(parts.blocks), "LeGrad")
         tokens: dict[int, Tensor] = {}
         handles = [

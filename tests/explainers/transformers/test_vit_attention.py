@@ -91,7 +91,7 @@ def test_attention_rollout_matches_a_direct_loop_with_discarding() -> None:
         AttentionRollout(head_fusion="sum")
     with pytest.raises(ValueError, match="discard_ratio must be in"):
         AttentionRollout(discard_ratio=1.0)
-    with pytest.raises(ValueError, match="torchvision VisionTransformer"):
+    with pytest.raises(ValueError, match="torchvision \\(VisionTransformer\\), timm"):
         AttentionRollout()(nn.Sequential(nn.Conv2d(3, 2, 32), nn.Flatten()), x)
 
 
