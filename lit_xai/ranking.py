@@ -264,7 +264,8 @@ class MetricRanking:
 @dataclass
 class RankingReport:
     """Rankings of every metric, and between metrics Spearman's rho of their method rankings
-    (`agreement[(m1, m2)]`, NaN when undefined: fewer than 3 explainers gives only +-1 or a constant)."""
+    (`agreement[(m1, m2)]`; with 2 explainers only +-1; NaN when a metric's means are all equal or fewer
+    than 2 explainers are shared)."""
 
     alpha: float
     metrics: dict[str, MetricRanking]
