@@ -120,7 +120,7 @@ def test_quick_study_runs_every_model_and_writes_the_report(tmp_path: Path) -> N
 def test_quick_shortcut_study_trains_two_models_per_setting_and_pools_them(tmp_path: Path) -> None:
     report = quick_study(tmp_path, "--seeds", "2", "--only", "shortcut")
     shortcut = report.split("## The shortcut benchmark")[1].split("\n## ")[0]
-    models = [line for line in shortcut.splitlines() if line.split("|")[1].strip() in ("0%", "50%", "100%")]
+    models = [line for line in shortcut.splitlines() if line.startswith("| ") and line.split("|")[1].strip() in ("0%", "50%", "100%")]
     assert [line.split("|")[1:3] for line in models] == [[f" {s} ", f" {m} "] for s in ("0%", "50%", "100%") for m in (0, 1)]
     claims = [line for line in shortcut.splitlines() if line.startswith("| `") and "**" in line]
     assert len(claims) == 2 * 5  # 2 claims x 5 explainers, each with a verdict
