@@ -716,6 +716,18 @@ def ranking_section(scores: dict[str, list[Scores]], directions: dict[str, dict[
     return lines
 
 
+def cpu_kind() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux): numbers reproduce exactly only on the same kind."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
 def write_report(
     args: argparse.Namespace,
     scores: dict[str, list[Scores]],
@@ -732,8 +744,9 @@ def write_report(
     lines = [
         "# The seed papers' claims, re-tested",
         "",
-        "Written by `python benchmarks/study.py" + (" --quick" if args.quick else "") + f" --seeds {args.seeds}` (`make study`); do not edit by hand, re-run it. "
-        f"Run time: **{seconds / 60:.1f} min** on {platform.machine()} ({platform.processor() or 'unknown CPU'}), {args.threads} CPU threads "
+        "Written by `python benchmarks/study.py" + (" --quick" if args.quick else "") + f" --seeds {args.seeds}"
+        + (f" --only {' '.join(args.only)}" if args.only else "") + "` (`make study`); do not edit by hand, re-run it. "
+        f"Run time: **{seconds / 60:.1f} min** on {platform.machine()} ({cpu_kind()}), {args.threads} CPU threads "
         f"(load average {args.load:.1f} at the start), torch {torch.__version__}. "
         "Every model was trained with `lit-xai fit` and scored with `lit-xai test`; each claim compares two methods on the same "
         "test images, image by image (paired difference ± its standard error).",
