@@ -21,6 +21,20 @@ Real data instead of the synthetic stand-ins:
   --cmapss DIR       the C-MAPSS claim on NASA's FD001 files in DIR (trained there with the same config)
   --limit N          explain at most N test images per real dataset (default 500)
 `--quick` shrinks everything (epochs, images, draws) to check the pipeline in a minute; its numbers mean nothing.
+
+Verdicts must not rest on one trained model: every trained model is trained `--seeds N` times (default 3,
+`seed_everything` 0 .. N-1; the data and the explainers' seeds stay fixed), each claim is judged per model
+and pooled over the models (the mean of the per-model paired differences, its standard error across
+models, so it holds the between-model variance, against Student's t with N - 1 degrees of freedom), and the
+claims whose verdict changes from model to model are named. Training is deterministic for one CPU kind,
+not across kinds: numbers reproduce exactly only on the same CPU kind.
+
+The shortcut benchmark (`configs/study/shapes_decoy.yaml`, `configs/study/xai_shortcut.yaml`): small CNNs
+trained on 32 px shapes whose Decoy-MNIST-style patch encodes the class in 0 %, 50 % and 100 % of the
+training images; each model's reliance on the decoy is measured by intervention
+(`lit_xai.datamodules.decoy.intervention_rates`) and compared with where the explainers put their mass
+(`DecoyMass`). The paired rankings (ties at level 0.05) and the metrics' reliabilities (Krippendorff's
+alpha) of the CAM, spectral and shortcut groups come from `lit_xai.ranking`.
 """
 
 from __future__ import annotations
@@ -50,6 +64,7 @@ class Run:
     fit: list[str] | None = None  # configs of the `lit-xai fit` that makes its checkpoint (None: no training)
     fit_overrides: list[str] = field(default_factory=list)
     describe: str = ""
+    decoy: float | None = None  # the shortcut benchmark's training decoy share (intervention rates are measured)
 
 
 @dataclass
@@ -257,6 +272,71 @@ def judge(claim: Claim, scores: dict[tuple[str, str], list[float]]) -> Verdict |
     return Verdict(mean_se(ours), mean_se(baseline), difference, len(ours), holds)
 
 
+@dataclass
+class Pooled:
+    """A claim over several trained models: each model's verdict, and the pooled one (means over models of
+    the per-model means; the difference's standard error across models, against t with models - 1 df)."""
+
+    per_model: list[Verdict | None]
+    ours: tuple[float, float]
+    baseline: tuple[float, float]
+    difference: tuple[float, float]
+    models: int
+    images: int
+    critical: float
+    holds: str
+
+    @property
+    def changes(self) -> bool:
+        words = {verdict_word(v.holds) for v in self.per_model if v is not None}
+        return len(words) > 1
+
+
+def verdict_word(holds: str) -> str:
+    return "not resolved" if holds.startswith("not resolved") else holds
+
+
+def t_critical(models: int) -> float:
+    """Two-sided 95 % quantile of Student's t with models - 1 degrees of freedom (2 for a single model,
+    whose standard error is the within-model one, as before)."""
+    if models < 2:
+        return 2.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, models - 1))
+
+
+def verdict(signed: float, error: float, critical: float) -> str:
+    if error == 0 or math.isnan(error):
+        return "holds" if signed > 0 else ("does not hold" if signed < 0 else "not resolved (equal on every image)")
+    if signed > critical * error:
+        return "holds"
+    if signed < -critical * error:
+        return "does not hold"
+    return f"not resolved (within {critical:.3g} SE)"
+
+
+def pool(per_model: list[Verdict | None], higher: bool) -> Pooled | None:
+    """Pool per-model verdicts (each a paired comparison on the same images)."""
+    present = [v for v in per_model if v is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        only = present[0]
+        return Pooled(per_model, only.ours, only.baseline, only.difference, 1, only.images, 2.0, only.holds)
+    ours = mean_se([v.ours[0] for v in present])
+    baseline = mean_se([v.baseline[0] for v in present])
+    difference = mean_se([v.difference[0] for v in present])
+    critical = t_critical(len(present))
+    holds = verdict(difference[0] if higher else -difference[0], difference[1], critical)
+    return Pooled(per_model, ours, baseline, difference, len(present), present[0].images, critical, holds)
+
+
+def judge_models(claim: Claim, scores: list[dict[tuple[str, str], list[float]]]) -> Pooled | None:
+    """`judge` on each trained model's scores, pooled (`pool`)."""
+    return pool([judge(claim, model) for model in scores], claim.higher)
+
+
 def fmt(value: tuple[float, float], percent: bool) -> str:
     scale = 100.0 if percent else 1.0
     mean, error = value
@@ -346,7 +426,58 @@ def runs(args: argparse.Namespace, data_root: Path) -> list[Run]:
         describe=(f"NASA's FD001 files in {args.cmapss}" if args.cmapss else "a synthetic FD001 in NASA's format (tests/cmapss_fixtures.py: 40 training, 100 test engines)")
         + f", CNN-LSTM of configs/cmapss_fd001_cnn_lstm.yaml, {1 if quick else 8} epochs",
     ))
+    decoy_fit = ["--trainer.max_epochs=1", "--data.init_args.train_size=256", "--data.init_args.test_size=16"] if quick else []
+    decoy_test = ["--xai.limit_test_samples=8", "--xai.explainers.smoothgrad.init_args.samples=2", "--xai.explainers.integrated_gradients.init_args.steps=4"] if quick else []
+    for group, share in SHORTCUT_GROUPS.items():
+        chosen.append(Run(
+            group, ["configs/study/shapes_decoy.yaml", "configs/study/xai_shortcut.yaml"], [f"--data.init_args.decoy={share}", *decoy_fit[2:], *decoy_test],
+            fit=["configs/study/shapes_decoy.yaml"], fit_overrides=[f"--data.init_args.decoy={share}", *decoy_fit],
+            describe=f"small CNN (width 16, 6 epochs) on 32 px shapes whose decoy encodes the class in {share:.0%} of the training "
+            f"images (configs/study/shapes_decoy.yaml), {16 if quick else 96} test images (decoy random)",
+            decoy=share,
+        ))
     return chosen
+
+
+Scores = dict[tuple[str, str], list[float]]
+
+
+def latest_version(directory: Path) -> Path:
+    return sorted(directory.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+
+
+def read_directions(path: Path) -> dict[str, bool | None]:
+    """metric -> higher_is_better, from the callback's xai_ranking.csv (None: undeclared)."""
+    directions: dict[str, bool | None] = {}
+    if path.exists():
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                directions[row["metric"]] = {"True": True, "False": False}.get(row["higher_is_better"])
+    return directions
+
+
+def measure_interventions(checkpoint: Path, fit_dir: Path, test_dir: Path) -> dict[str, float]:
+    """The shortcut model's intervention rates on the test images (`lit_xai.datamodules.decoy`), cached in
+    `<test run>/interventions.json` (read back by --report-only)."""
+    cached = test_dir / "interventions.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    import torch
+    import yaml
+
+    from lit_xai.datamodules import ShapesDataModule
+    from lit_xai.datamodules.decoy import intervention_rates
+    from lit_xai.models import ImageClassifier
+
+    config = yaml.safe_load((fit_dir / "config.yaml").read_text())
+    data = ShapesDataModule(**config["data"]["init_args"])
+    model = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    with torch.no_grad():
+        test = data.dataset("test")
+        accuracy = float((model(test.images).argmax(dim=1) == test.labels).double().mean())
+    rates = {**intervention_rates(model, test)._asdict(), "test_acc": accuracy}
+    cached.write_text(json.dumps(rates))
+    return rates
 
 
 def main() -> None:
@@ -355,6 +486,8 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where study.md and the figures go")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="tiny settings to check the pipeline (numbers meaningless)")
+    parser.add_argument("--seeds", type=int, default=3, help="trained models per setting (seed_everything 0 .. N-1; default 3)")
+    parser.add_argument("--only", nargs="*", default=[], help="run only the groups whose name starts with one of these (e.g. shortcut)")
     parser.add_argument("--imagenet", type=Path)
     parser.add_argument("--food101", type=Path)
     parser.add_argument("--food101-ckpt", type=Path)
@@ -364,6 +497,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.food101 and not args.food101_ckpt:
         parser.error("--food101 needs --food101-ckpt (a ResNet-50 fine-tuned on Food-101, e.g. from configs/food101_resnet50.yaml)")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     start = time.perf_counter()
     args.load = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -374,37 +509,47 @@ def main() -> None:
 
         write_cmapss(data_root / "cmapss", "FD001", train_units=10 if args.quick else 40, test_units=10 if args.quick else 100, short_test_cycles=40)
     logs = args.out / "logs"
-    scores: dict[str, dict[tuple[str, str], list[float]]] = {}
+    scores: dict[str, list[Scores]] = {}
+    directions: dict[str, dict[str, bool | None]] = {}
+    interventions: dict[str, list[dict[str, float]]] = {}
     models: dict[str, str] = {}
-    fitted: dict[tuple[str, ...], tuple[Path, dict[str, float]]] = {}
-    for run in runs(args, data_root):
-        ckpt: list[str] = []
-        if run.fit is not None:
-            key = (*run.fit, *run.fit_overrides)
-            if key not in fitted:
-                name = f"{run.group}_fit"
-                if not args.report_only:
-                    print(f"study: lit-xai fit -c {' -c '.join(run.fit)} ...", flush=True)
-                    lit_xai(["fit", *(a for c in run.fit for a in ("-c", c)), *run.fit_overrides, "--trainer.logger.init_args.save_dir=" + str(logs),
-                             f"--trainer.logger.init_args.name={name}", "--trainer.enable_progress_bar=false"], args.out / f"{name}.log", args.threads)
-                version = sorted((logs / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-                fitted[key] = (version / "checkpoints" / "best.ckpt", last_metrics(version))
-            checkpoint, trained = fitted[key]
-            ckpt = [f"--ckpt_path={checkpoint}"]
-            quality = {k: v for k, v in trained.items() if k in ("val/acc", "val/rmse", "val/mae")}
-            run.describe += "; validation " + ", ".join(f"{k.split('/')[1]} {v:.3g}" for k, v in quality.items())
-        name = f"{run.group}_test"
-        if not args.report_only:
-            print(f"study: lit-xai test -c {' -c '.join(run.configs)} ...", flush=True)
-            lit_xai(["test", *(a for c in run.configs for a in ("-c", c)), *run.overrides, *ckpt, "--trainer.logger.init_args.save_dir=" + str(logs),
-                     f"--trainer.logger.init_args.name={name}", "--trainer.enable_progress_bar=false"], args.out / f"{name}.log", args.threads)
-        version = sorted((logs / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-        scores[run.group] = read_scores(version / "xai_scores.csv")
-        tested = last_metrics(version)
-        quality = {k: v for k, v in tested.items() if k in ("test/acc", "test/rmse", "test/mae")}
-        if quality:
-            run.describe += "; test " + ", ".join(f"{k.split('/')[1]} {v:.3g}" for k, v in quality.items())
-        models[run.group] = run.describe
+    fitted: dict[tuple[object, ...], tuple[Path, dict[str, float], Path]] = {}
+    chosen = [run for run in runs(args, data_root) if not args.only or any(run.group.startswith(prefix) for prefix in args.only)]
+    for run in chosen:
+        qualities: list[str] = []
+        for seed in (range(args.seeds) if run.fit is not None else [None]):
+            tag = "" if seed is None else f"_s{seed}"
+            ckpt: list[str] = []
+            quality: dict[str, float] = {}
+            if run.fit is not None:
+                key = (*run.fit, *run.fit_overrides, seed)
+                if key not in fitted:
+                    name = f"{run.group}_fit{tag}"
+                    if not args.report_only:
+                        print(f"study: lit-xai fit -c {' -c '.join(run.fit)} (seed {seed}) ...", flush=True)
+                        lit_xai(["fit", *(a for c in run.fit for a in ("-c", c)), *run.fit_overrides, f"--seed_everything={seed}",
+                                 "--trainer.logger.init_args.save_dir=" + str(logs), f"--trainer.logger.init_args.name={name}",
+                                 "--trainer.enable_progress_bar=false"], args.out / f"{name}.log", args.threads)
+                    version = latest_version(logs / name)
+                    fitted[key] = (version / "checkpoints" / "best.ckpt", last_metrics(version), version)
+                checkpoint, trained, fit_dir = fitted[key]
+                ckpt = [f"--ckpt_path={checkpoint}"]
+                quality = {k: v for k, v in trained.items() if k in ("val/acc", "val/rmse", "val/mae")}
+            name = f"{run.group}_test{tag}"
+            if not args.report_only:
+                print(f"study: lit-xai test -c {' -c '.join(run.configs)} (model {tag[1:] or 'given'}) ...", flush=True)
+                lit_xai(["test", *(a for c in run.configs for a in ("-c", c)), *run.overrides, *ckpt, "--trainer.logger.init_args.save_dir=" + str(logs),
+                         f"--trainer.logger.init_args.name={name}", "--trainer.enable_progress_bar=false"], args.out / f"{name}.log", args.threads)
+            version = latest_version(logs / name)
+            scores.setdefault(run.group, []).append(read_scores(version / "xai_scores.csv"))
+            directions[run.group] = read_directions(version / "xai_ranking.csv")
+            if run.decoy is not None and run.fit is not None:
+                interventions.setdefault(run.group, []).append(measure_interventions(checkpoint, fit_dir, version))
+            tested = last_metrics(version)
+            quality.update({k: v for k, v in tested.items() if k in ("test/acc", "test/rmse", "test/mae")})
+            qualities.append(", ".join(f"{k.replace('/', ' ')} {v:.3g}" for k, v in quality.items()))
+        prefix = "validation / test per model (seeds 0.." + str(args.seeds - 1) + "): " if run.fit is not None else ""
+        models[run.group] = run.describe + "; " + prefix + " | ".join(qualities)
     facts = args.out / "study_run.json"  # the runs' own time and load, kept for --report-only
     if args.report_only:
         recorded = json.loads(facts.read_text()) if facts.exists() else {}
@@ -420,12 +565,188 @@ def main() -> None:
     }
     for group, metrics in figures.items():
         if group in scores:
-            box_plots(scores, group, metrics, args.docs / f"study_{group}.png")
-    write_report(args, scores, models, seconds, args.docs / "study.md")
+            box_plots({group: scores[group][0]}, group, metrics, args.docs / f"study_{group}.png")
+    write_report(args, scores, directions, interventions, models, seconds, args.docs / "study.md")
     print(f"study: wrote {args.docs / 'study.md'}; the runs took {seconds / 60:.1f} min", flush=True)
 
 
-def write_report(args: argparse.Namespace, scores: dict[str, dict[tuple[str, str], list[float]]], models: dict[str, str], seconds: float, path: Path) -> None:
+SHORTCUT_GROUPS = {"shortcut_0": 0.0, "shortcut_50": 0.5, "shortcut_100": 1.0}
+"""The shortcut benchmark's groups and the share of training images whose decoy encodes the class."""
+
+
+def spearman_permutation(x: list[float], y: list[float], draws: int = 20000, seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho of x and y, and one-sided permutation p-values for agreement (rho >= observed) and
+    disagreement (rho <= observed): all permutations up to 8 points, else `draws` seeded random ones."""
+    import itertools
+
+    import numpy as np
+
+    from lit_xai.ranking import spearman_rho
+
+    rho = spearman_rho(x, y)
+    if math.isnan(rho):
+        return rho, math.nan, math.nan
+    ys = np.asarray(y, dtype=float)
+    if len(x) <= 8:
+        permuted = [spearman_rho(x, ys[list(order)]) for order in itertools.permutations(range(len(x)))]
+    else:
+        rng = np.random.default_rng(seed)
+        permuted = [spearman_rho(x, ys[rng.permutation(len(x))]) for _ in range(draws)]
+    permuted = np.nan_to_num(np.asarray(permuted), nan=0.0)
+    tolerance = 1e-12
+    return rho, float(np.mean(permuted >= rho - tolerance)), float(np.mean(permuted <= rho + tolerance))
+
+
+def shortcut_section(scores: dict[str, list[Scores]], interventions: dict[str, list[dict[str, float]]]) -> tuple[list[str], dict[str, int]]:
+    """The shortcut claims: per explainer, (1) more decoy mass for the 100 % model than for the 0 % one
+    (paired on the same test images, pooled over models), (2) its decoy mass orders the models as their
+    interventional reliance on the decoy does (Spearman over every model, permutation test)."""
+    groups = [g for g in SHORTCUT_GROUPS if g in scores and g in interventions]
+    counts = {"holds": 0, "not resolved": 0, "does not hold": 0}
+    if len(groups) < 2:
+        return [], counts
+    lines = [
+        "## The shortcut benchmark (known answer)",
+        "",
+        "Small CNNs trained on 32 px shapes with a Decoy-MNIST-style patch (Ross et al., IJCAI 2017) whose grey level encodes the "
+        "class in 0 %, 50 % or 100 % of the training images and is random at test (`ShapesDataModule(decoy=...)`). The ground "
+        "truth is interventional: the share of test predictions that change when only the decoy is re-rendered with another "
+        "class's level (decoy changed), and when only the shape is replaced by another class's shape (shape changed). "
+        "`DecoyMass` is the share of a map's positive mass on the decoy (a uniform map: the decoy's area share).",
+        "",
+        "| training decoy share | model | test acc | decoy changed | decoy followed | shape changed | " + " | ".join(
+            f"{e} mass" for e in explainers_of(scores[groups[0]][0], "decoy_mass")) + " |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(explainers_of(scores[groups[0]][0], "decoy_mass")),
+    ]
+    explainers = explainers_of(scores[groups[0]][0], "decoy_mass")
+    reliance: list[float] = []
+    masses: dict[str, list[float]] = {e: [] for e in explainers}
+    for group in groups:
+        for index, (model, rates) in enumerate(zip(scores[group], interventions[group])):
+            means = {e: mean_se(model[(e, "decoy_mass")])[0] for e in explainers if (e, "decoy_mass") in model}
+            lines.append(
+                f"| {SHORTCUT_GROUPS[group]:.0%} | {index} | {rates['test_acc']:.3f} | {rates['decoy_changed']:.3f} | {rates['decoy_followed']:.3f} | "
+                f"{rates['shape_changed']:.3f} | " + " | ".join(f"{means[e]:.3f}" if e in means else "-" for e in explainers) + " |"
+            )
+            reliance.append(rates["decoy_changed"])
+            for e in explainers:
+                masses[e].append(means.get(e, math.nan))
+    lines += ["", "| shortcut claim | per model | pooled | here |", "| --- | --- | ---: | --- |"]
+    low, high = ("shortcut_0", "shortcut_100")
+    for explainer in explainers:
+        if low in scores and high in scores:
+            per_model = []
+            for zero, full in zip(scores[low], scores[high]):
+                a, b = full.get((explainer, "decoy_mass")), zero.get((explainer, "decoy_mass"))
+                if a is None or b is None or len(a) != len(b):
+                    per_model.append(None)
+                    continue
+                difference = mean_se([x - y for x, y in zip(a, b)])
+                per_model.append(Verdict(mean_se(a), mean_se(b), difference, len(a), verdict(difference[0], difference[1], 2.0)))
+            pooled = pool(per_model, True)
+            if pooled is not None:
+                word = verdict_word(pooled.holds)
+                counts[word] += 1
+                lines.append(
+                    f"| `{explainer}` puts more of its mass on the decoy for the 100 % model than for the 0 % model (decoy mass, paired "
+                    f"on the same test images) | {' / '.join(verdict_word(v.holds) if v else '-' for v in per_model)} | "
+                    f"{fmt(pooled.ours, False)} vs {fmt(pooled.baseline, False)}, difference {fmt(pooled.difference, False)} | **{pooled.holds}** |"
+                )
+        rho, p_agree, p_disagree = spearman_permutation(masses[explainer], reliance)
+        if math.isnan(rho):
+            holds = "not resolved (a constant column)"
+        elif p_agree < 0.05:
+            holds = "holds"
+        elif p_disagree < 0.05:
+            holds = "does not hold"
+        else:
+            holds = "not resolved (permutation p >= 0.05)"
+        counts[verdict_word(holds)] += 1
+        lines.append(
+            f"| `{explainer}`'s decoy mass orders the {len(reliance)} models as their decoy reliance (decoy changed) does | - | "
+            f"Spearman {rho:.3f}, p {p_agree:.3g} | **{holds}** |"
+        )
+    lines += [
+        "",
+        f"Of the shortcut claims: **{counts['holds']} hold, {counts['not resolved']} are not resolved, {counts['does not hold']} do not hold**. "
+        "The first kind pools the per-model paired differences over the trained models as the main claims do; the second "
+        "is a one-sided permutation test of Spearman's rho over every trained model (all settings and seeds).",
+        "",
+    ]
+    return lines, counts
+
+
+def explainers_of(scores: Scores, metric: str) -> list[str]:
+    return list(dict.fromkeys(e for e, m in scores if m == metric))
+
+
+def ranking_section(scores: dict[str, list[Scores]], directions: dict[str, dict[str, bool | None]], groups: list[str]) -> list[str]:
+    """Per group and model: the ranks with ties at 0.05 (Wilcoxon, Holm), Krippendorff's alpha per metric,
+    and Spearman's rho between the metrics' method rankings (`lit_xai.ranking`)."""
+    from lit_xai.ranking import rank_explainers
+
+    lines = [
+        "## Rankings with ties, and how reliable the metrics are",
+        "",
+        "Per metric, every pair of explainers compared on the same images (Wilcoxon signed-rank, Holm over the pairs); rank r "
+        "means r - 1 methods are significantly better at level 0.05, so methods that cannot be told apart share a rank. "
+        "Cells list one rank per trained model. Krippendorff's ordinal alpha says whether the images rank the methods alike "
+        "(1: always; 0: chance; below 0.667 flagged low, Tomsett et al., AAAI 2020); Spearman's rho between two metrics says "
+        "whether they order the methods alike. See docs/evaluation.md.",
+        "",
+    ]
+    for group in groups:
+        if group not in scores:
+            continue
+        reports = []
+        for model in scores[group]:
+            table: dict[str, dict[str, list[float]]] = {}
+            for (explainer, metric), values in model.items():
+                table.setdefault(explainer, {})[metric] = values
+            reports.append(rank_explainers(table, directions.get(group, {})))
+        metrics = list(reports[0].metrics)
+        explainers = list(dict.fromkeys(e for r in reports for m in r.metrics.values() for e in m.explainers))
+        lines += [f"**{group}**", "", "| explainer | " + " | ".join(metrics) + " |", "| --- |" + " ---: |" * len(metrics)]
+        for explainer in explainers:
+            cells = [" / ".join(str(r.metrics[m].ranks.get(explainer, "-")) if m in r.metrics else "-" for r in reports) for m in metrics]
+            lines.append(f"| {explainer} | " + " | ".join(cells) + " |")
+        alphas = []
+        for metric in metrics:
+            values = [r.metrics[metric].reliability if metric in r.metrics else None for r in reports]
+            low = any(r.metrics[metric].unreliable for r in reports if metric in r.metrics)
+            alphas.append(" / ".join("-" if v is None else f"{v:.2f}" for v in values) + (" (low)" if low else ""))
+        lines.append("| Krippendorff's alpha | " + " | ".join(alphas) + " |")
+        pairs = list(reports[0].agreement)
+        if pairs:
+            lines += ["", "Spearman's rho between metrics: " + "; ".join(
+                f"{a} vs {b}: " + " / ".join("-" if math.isnan(r.agreement.get((a, b), math.nan)) else f"{r.agreement[(a, b)]:.2f}" for r in reports)
+                for a, b in pairs
+            ) + "."]
+        lines.append("")
+    return lines
+
+
+def cpu_kind() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux): numbers reproduce exactly only on the same kind."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def write_report(
+    args: argparse.Namespace,
+    scores: dict[str, list[Scores]],
+    directions: dict[str, dict[str, bool | None]],
+    interventions: dict[str, list[dict[str, float]]],
+    models: dict[str, str],
+    seconds: float,
+    path: Path,
+) -> None:
     import platform
 
     import torch
@@ -433,14 +754,23 @@ def write_report(args: argparse.Namespace, scores: dict[str, dict[tuple[str, str
     lines = [
         "# The seed papers' claims, re-tested",
         "",
-        "Written by `python benchmarks/study.py" + (" --quick" if args.quick else "") + "` (`make study`); do not edit by hand, re-run it. "
-        f"Run time: **{seconds / 60:.1f} min** on {platform.machine()}, {args.threads} CPU threads (load average {args.load:.1f} at the start), "
-        f"torch {torch.__version__}. "
+        "Written by `python benchmarks/study.py" + (" --quick" if args.quick else "") + f" --seeds {args.seeds}"
+        + (f" --only {' '.join(args.only)}" if args.only else "") + "` (`make study`); do not edit by hand, re-run it. "
+        f"Run time: **{seconds / 60:.1f} min** on {platform.machine()} ({cpu_kind()}), {args.threads} CPU threads "
+        f"(load average {args.load:.1f} at the start), torch {torch.__version__}. "
         "Every model was trained with `lit-xai fit` and scored with `lit-xai test`; each claim compares two methods on the same "
         "test images, image by image (paired difference ± its standard error).",
         "",
-        "A claim **holds** when the difference goes the paper's way by more than two standard errors, **does not hold** when it goes "
-        "the other way by more than two, and is **not resolved** in between. AD and IIC are in percent where the paper reports percent.",
+        f"Each trained model was trained {args.seeds} times (`seed_everything` 0 .. {args.seeds - 1}; same data, same explainer seeds). "
+        "A claim is judged per model and pooled: the pooled difference is the mean of the per-model paired differences and its "
+        "standard error is taken across models, so it includes the between-model variance. Training is deterministic per CPU "
+        "kind, not across kinds: **these numbers reproduce exactly only on the same CPU kind** (another machine with the same "
+        "seeds trains different models, which is why verdicts are pooled over several).",
+        "",
+        "A claim **holds** when the difference goes the paper's way by more than the critical number of standard errors (two for "
+        "one model; Student's t with models - 1 degrees of freedom for the pooled verdict: 4.30 for 3 models), **does not hold** "
+        "when it goes the other way by as much, and is **not resolved** in between. AD and IIC are in percent where the paper "
+        "reports percent.",
         "",
         "## Models",
         "",
@@ -448,47 +778,68 @@ def write_report(args: argparse.Namespace, scores: dict[str, dict[tuple[str, str
         "",
         "## Claims",
         "",
-        "| claim | source | paper (ours vs baseline) | ours | baseline | difference | images | here |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| claim | source | paper (ours vs baseline) | ours | baseline | difference | models x images | per model | here (pooled) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     notes = []
-    verdicts = {claim.key: judge(claim, scores.get(claim.group, {})) for claim in CLAIMS}
+    verdicts = {claim.key: judge_models(claim, scores.get(claim.group, [])) for claim in CLAIMS}
     counts = {word: sum(1 for v in verdicts.values() if v is not None and v.holds.startswith(word)) for word in ("holds", "not resolved", "does not hold")}
     lines.insert(lines.index("## Claims") + 2, f"Of {len(CLAIMS)} claims: **{counts['holds']} hold, {counts['not resolved']} are not resolved, "
-                 f"{counts['does not hold']} do not hold** on these models.\n")
+                 f"{counts['does not hold']} do not hold** on these models (pooled).\n")
+    changing = []
     for claim in CLAIMS:
-        verdict = verdicts[claim.key]
-        if verdict is None:
-            lines.append(f"| {claim.statement} | {claim.source} | {paper_cell(claim)} | - | - | - | 0 | not run (no scores for {claim.ours} / {claim.baseline}) |")
+        pooled = verdicts[claim.key]
+        if pooled is None:
+            lines.append(f"| {claim.statement} | {claim.source} | {paper_cell(claim)} | - | - | - | 0 | - | not run (no scores for {claim.ours} / {claim.baseline}) |")
             continue
+        per_model = " / ".join(verdict_word(v.holds) if v is not None else "-" for v in pooled.per_model)
+        if pooled.changes:
+            changing.append(f"- {claim.statement}: {per_model}")
         lines.append(
             f"| {claim.statement} (`{claim.ours}` vs `{claim.baseline}`, {claim.metric}, {'higher' if claim.higher else 'lower'} is better) | "
-            f"{claim.source} | {paper_cell(claim)} | {fmt(verdict.ours, claim.percent)} | {fmt(verdict.baseline, claim.percent)} | "
-            f"{fmt(verdict.difference, claim.percent)} | {verdict.images} | **{verdict.holds}** |"
+            f"{claim.source} | {paper_cell(claim)} | {fmt(pooled.ours, claim.percent)} | {fmt(pooled.baseline, claim.percent)} | "
+            f"{fmt(pooled.difference, claim.percent)} | {pooled.models} x {pooled.images} | {per_model} | **{pooled.holds}** |"
         )
         note = f"- **{claim.statement}.** Protocol: {claim.protocol}."
-        if verdict.holds != "holds" and claim.if_not:
+        if pooled.holds != "holds" and claim.if_not:
             note += f" Why it may not hold here: {claim.if_not}."
         notes.append(note)
-    lines += ["", "## Protocols, and how we differ from the papers", "", *notes, "", "## Every method on every metric (mean ± standard error)", ""]
-    for group, table in scores.items():
+    lines += ["", "Claims whose verdict changes from one trained model to another:", "", *(changing or ["- none"]), ""]
+    shortcut, _ = shortcut_section(scores, interventions)
+    lines += shortcut
+    lines += ranking_section(scores, directions, ["cams", "spectral", "shortcut_100"])
+    lines += ["## Protocols, and how we differ from the papers", "", *notes, "",
+              "## Every method on every metric (mean over models ± standard error across models; one model: over images)", ""]
+    for group, per_model in scores.items():
+        table = per_model[0]
         metrics = list(dict.fromkeys(m for _, m in table))
         explainers = list(dict.fromkeys(e for e, _ in table))
         lines += [f"**{group}**", "", "| explainer | " + " | ".join(metrics) + " |", "| --- |" + " ---: |" * len(metrics)]
         for explainer in explainers:
-            cells = [fmt(mean_se(table[(explainer, m)]), False) if (explainer, m) in table else "-" for m in metrics]
+            cells = []
+            for metric in metrics:
+                present = [model[(explainer, metric)] for model in per_model if (explainer, metric) in model]
+                if not present:
+                    cells.append("-")
+                elif len(present) == 1:
+                    cells.append(fmt(mean_se(present[0]), False))
+                else:
+                    cells.append(fmt(mean_se([mean_se(values)[0] for values in present]), False))
             lines.append(f"| {explainer} | " + " | ".join(cells) + " |")
-        lines += ["", f"![per-image scores, {group}](study_{group}.png)", ""]
+        if group in ("cams", "hyper", "spectral", "cmapss"):
+            lines += ["", f"![per-image scores, {group}, first model](study_{group}.png)"]
+        lines.append("")
     lines += [
         "## Re-running it",
         "",
-        "- `make study` (or `python benchmarks/study.py`): everything above, fixed seeds; `--report-only` re-writes this page "
-        "from the runs in `--out` (default `lightning_logs/study`).",
+        "- `make study` (or `python benchmarks/study.py`): everything above, fixed seeds; `--seeds N` models per setting; "
+        "`--only shortcut` runs one claim set; `--report-only` re-writes this page from the runs in `--out` (default `lightning_logs/study`).",
         "- On real data: `--imagenet DIR` (the CAM and Hyper claims with pretrained ResNet-50 from "
         "`configs/imagenet_resnet50_eval.yaml`), `--food101 DIR --food101-ckpt CKPT` (the spectral claims), `--cmapss DIR` "
         "(NASA's FD001 files; the CNN-LSTM is trained there), `--limit N` images per dataset.",
-        "- Each run's full table (every metric, standard errors, seconds per image) is `xai_results.md` and its per-image "
-        "values `xai_scores.csv`, under `<out>/logs/<group>_test/version_*/`.",
+        "- Each run's full table (every metric, standard errors, seconds per image) is `xai_results.md`, its ranking "
+        "`xai_ranking.md` and its per-image values `xai_scores.csv`, under `<out>/logs/<group>_test_s<seed>/version_*/`.",
+        "- How to read a ranking, Krippendorff's alpha and the decoy result: docs/evaluation.md.",
     ]
     path.write_text("\n".join(lines) + "\n")
 

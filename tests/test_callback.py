@@ -241,8 +241,10 @@ def test_wandb_offline_run_holds_images_and_the_results_table(tmp_path: Path, mo
     logger.experiment.finish()
     media = list(tmp_path.rglob("media/images/**/*.png"))
     tables = list(tmp_path.rglob("media/table/**/*.table.json"))
-    assert len(media) >= 4 and len(tables) == 1
-    assert '"gradcam"' in tables[0].read_text() and "deletion_se" in tables[0].read_text()
+    assert len(media) >= 5 and len(tables) == 2  # the results and the ranking tables
+    texts = [t.read_text() for t in tables]
+    assert any('"gradcam"' in t and "deletion_se" in t for t in texts)
+    assert any('"gradcam"' in t and "krippendorff_alpha" in t for t in texts)
 
 
 def test_localisation_metrics_read_the_masks_of_annotated_batches() -> None:

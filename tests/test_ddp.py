@@ -55,7 +55,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
         logs = directory / "logs"  # one version directory, or one per spawned run under ddp_spawn
         assert {p.name for p in logs.rglob("*.png")} == {
             f"xai_{stage}_{kind}_step000000.png" for stage in ("validate", "test") for kind in ("overlays", "curves")
-        }
+        } | {"xai_test_ranking_step000000.png"}
         (results,) = logs.rglob("xai_results.csv")
         assert results.read_text().startswith("explainer,insertion,insertion_se,deletion,deletion_se")
     # every test image's value, gathered from both ranks: the same 20 values per explainer and metric
@@ -70,6 +70,22 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     for key, values in scores["single"].items():
         assert len(values) == 20, key
         assert scores["ddp"][key] == pytest.approx(values, abs=1e-6), key
+    # the paired ranking from 2 processes equals 1 (same ranks, means, p-values and reliabilities)
+    rankings = {}
+    for name, directory in (("single", single_dir), ("ddp", ddp_dir)):
+        (ranking,) = (directory / "logs").rglob("xai_ranking.csv")
+        (pairs,) = (directory / "logs").rglob("xai_ranking_pairs.csv")
+        rankings[name] = (list(csv.DictReader(ranking.open())), list(csv.DictReader(pairs.open())))
+    (single_ranks, single_pairs), (ddp_ranks, ddp_pairs) = rankings["single"], rankings["ddp"]
+    assert len(single_ranks) == 4 and len(single_pairs) == 2
+    for one, two in zip(single_ranks, ddp_ranks):
+        assert (one["metric"], one["explainer"], one["rank"], one["images"]) == (two["metric"], two["explainer"], two["rank"], "20")
+        for column in ("mean", "mean_rank", "krippendorff_alpha"):
+            assert float(two[column]) == pytest.approx(float(one[column]), abs=1e-6), column
+    for one, two in zip(single_pairs, ddp_pairs):
+        assert (one["first"], one["second"], one["separable"]) == (two["first"], two["second"], two["separable"])
+        for column in ("mean_difference", "standard_error", "p", "p_holm"):
+            assert float(two[column]) == pytest.approx(float(one[column]), abs=1e-6), column
 
 
 def metric_values(devices: int) -> dict[str, float]:

@@ -20,11 +20,13 @@ from torchmetrics import Metric
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
+from lit_xai.callbacks.ranking import print_ranking, report_ranking
 from lit_xai.callbacks.results import Results, gather_values, markdown_table, print_results, table_rows, write_results, write_scores
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
 from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics import Deletion, Insertion, LocalisationMetric
+from lit_xai.ranking import RankingReport, check_level
 from lit_xai.callbacks.batches import BatchKeys, BatchTransform, XaiBatch, check_batch_keys, read_batch
 from lit_xai.targets import (
     Output,
@@ -134,6 +136,10 @@ class ExplainerCallback(pl.Callback):
         output: a callable that picks the scores from what the model returns (default: a tensor, `.logits`,
             `["logits"]` / `["out"]`, a tuple's first element).
         channel_dim: the inputs' channel axis (-1 for `(B, T, C)` series): maps cover the other axes.
+        alpha: significance level of the test ranking: per metric, every pair of explainers is compared
+            on the same images (Wilcoxon signed-rank, Holm over the pairs) and methods not separable at
+            `alpha` share a rank (`lit_xai.ranking`); written to `<log_dir>/xai_ranking.{csv,md}`, printed
+            after the results table, sent to the loggers with a rank figure, kept in `self.ranking`.
 
     Models with dense outputs `(B, K, *spatial)` (segmentation) are explained for the region of each
     batch's masks (`regions`): `RegionTarget(category, masks)`, the category being the label
@@ -158,6 +164,7 @@ class ExplainerCallback(pl.Callback):
         score: Score = None,
         output: Optional[Output] = None,
         channel_dim: int = 1,
+        alpha: float = 0.05,
     ) -> None:
         if probe_size < 1 or every_n_epochs < 1 or log_images < 0:
             raise ValueError(f"probe_size and every_n_epochs must be >= 1 and log_images >= 0, got {probe_size}, {every_n_epochs}, {log_images}")
@@ -184,6 +191,8 @@ class ExplainerCallback(pl.Callback):
             raise ValueError(f"batch_transform must be a callable batch -> XaiBatch, got {batch_transform!r}")
         self.batch_transform, self.batch_keys = batch_transform, check_batch_keys(batch_keys)
         self.score, self.output, self.channel_dim = check_score(score), output, channel_dim
+        self.alpha = check_level(alpha)
+        self.ranking: RankingReport | None = None
         self.probe_indices: Tensor | None = None
         self.metrics: dict[str, dict[str, Metric]] = {}
         self.results: dict[str, Results] = {}
@@ -266,6 +275,8 @@ class ExplainerCallback(pl.Callback):
             write_scores({k: v for k, v in self.scores["test"].items() if k not in self.errors}, log_dir)
         header, rows = table_rows(self.results["test"])
         log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
+        ranked = {k: v for k, v in self.scores["test"].items() if k not in self.errors}
+        self.ranking = report_ranking(trainer, ranked, self.metric_templates, self.alpha, log_dir, draw=self.log_images > 0)
         if self.log_images and self._first_test_inputs is not None:
             self._draw(trainer, self._first_test_inputs, "test")
 
@@ -276,6 +287,8 @@ class ExplainerCallback(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.print_table and trainer.is_global_zero and "test" in self.results:
             print_results(self.results["test"], "explainer faithfulness (test)", self.errors)
+            if self.ranking is not None:
+                print_ranking(self.ranking)
 
     def state_dict(self) -> dict[str, Any]:
         return {"probe_indices": None if self.probe_indices is None else self.probe_indices.tolist()}

@@ -2,6 +2,7 @@
 
 from lit_xai.metrics.complexity import Complexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.decoy import DecoyMass
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
@@ -16,6 +17,7 @@ __all__ = [
     "AverageDrop",
     "AverageDropInDeletion",
     "Complexity",
+    "DecoyMass",
     "Deletion",
     "EnergyPointingGame",
     "FaithfulnessCorrelation",
