@@ -1,37 +1,59 @@
 """Faithfulness metrics as torchmetrics Metrics (DESIGN.md, "Conventions")."""
 
-from lit_xai.metrics.complexity import Complexity, Sparseness
+from lit_xai.metrics.axiomatic import Completeness, NonSensitivity
+from lit_xai.metrics.complexity import Complexity, EffectiveComplexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.faithfulness import FaithfulnessEstimate, Monotonicity, MonotonicityCorrelation, PixelFlipping, Selectivity
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
+from lit_xai.metrics.relevance_localisation import (
+    AttributionLocalisation,
+    LocalisationAUC,
+    RelevanceMassAccuracy,
+    RelevanceRankAccuracy,
+    TopKIntersection,
+)
 from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.rul import NASAScore
 from lit_xai.metrics.sensitivity import MaxSensitivity
 from lit_xai.metrics.substrates import gaussian_blur
 
 __all__ = [
+    "AttributionLocalisation",
     "AverageDrop",
     "AverageDropInDeletion",
+    "Completeness",
     "Complexity",
     "Deletion",
+    "EffectiveComplexity",
     "EnergyPointingGame",
     "FaithfulnessCorrelation",
+    "FaithfulnessEstimate",
     "IncreaseInConfidence",
     "Infidelity",
     "Insertion",
     "InsertionDeletion",
+    "LocalisationAUC",
     "LocalisationMetric",
     "MaxSensitivity",
     "ModelRandomizationSimilarity",
+    "Monotonicity",
+    "MonotonicityCorrelation",
     "NASAScore",
+    "NonSensitivity",
     "PerturbationCurveMetric",
+    "PixelFlipping",
     "PointingGame",
     "ROAD",
     "ROADCombined",
+    "RelevanceMassAccuracy",
+    "RelevanceRankAccuracy",
+    "Selectivity",
     "Sparseness",
+    "TopKIntersection",
     "WeakLocalization",
     "gaussian_blur",
     "spearman_correlation",

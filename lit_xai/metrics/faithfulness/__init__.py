@@ -1,0 +1,8 @@
+"""Faithfulness metrics that walk features in order of attribution (quantus 0.6's family), over
+`lit_xai.metrics.faithfulness.steps`."""
+
+from lit_xai.metrics.faithfulness.faithfulness_estimate import FaithfulnessEstimate
+from lit_xai.metrics.faithfulness.monotonicity import Monotonicity, MonotonicityCorrelation
+from lit_xai.metrics.faithfulness.pixel_flipping import PixelFlipping, Selectivity
+
+__all__ = ["FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "PixelFlipping", "Selectivity"]
