@@ -16,6 +16,14 @@ from lit_xai.metrics.relevance_localisation import (
     RelevanceRankAccuracy,
     TopKIntersection,
 )
+from lit_xai.metrics.robustness import (
+    AvgSensitivity,
+    Continuity,
+    LocalLipschitzEstimate,
+    RelativeInputStability,
+    RelativeOutputStability,
+    RelativeRepresentationStability,
+)
 from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.rul import NASAScore
 from lit_xai.metrics.sensitivity import MaxSensitivity
@@ -25,8 +33,10 @@ __all__ = [
     "AttributionLocalisation",
     "AverageDrop",
     "AverageDropInDeletion",
+    "AvgSensitivity",
     "Completeness",
     "Complexity",
+    "Continuity",
     "Deletion",
     "EffectiveComplexity",
     "EnergyPointingGame",
@@ -36,6 +46,7 @@ __all__ = [
     "Infidelity",
     "Insertion",
     "InsertionDeletion",
+    "LocalLipschitzEstimate",
     "LocalisationAUC",
     "LocalisationMetric",
     "MaxSensitivity",
@@ -49,6 +60,9 @@ __all__ = [
     "PointingGame",
     "ROAD",
     "ROADCombined",
+    "RelativeInputStability",
+    "RelativeOutputStability",
+    "RelativeRepresentationStability",
     "RelevanceMassAccuracy",
     "RelevanceRankAccuracy",
     "Selectivity",
