@@ -3,12 +3,14 @@
 from lit_xai.metrics.axiomatic import Completeness, NonSensitivity
 from lit_xai.metrics.complexity import Complexity, EffectiveComplexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
+from lit_xai.metrics.efficient_mprt import EfficientMPRT
 from lit_xai.metrics.faithfulness import FaithfulnessEstimate, Monotonicity, MonotonicityCorrelation, PixelFlipping, Selectivity
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
+from lit_xai.metrics.random_logit import RandomLogit
 from lit_xai.metrics.relevance_localisation import (
     AttributionLocalisation,
     LocalisationAUC,
@@ -39,6 +41,7 @@ __all__ = [
     "Continuity",
     "Deletion",
     "EffectiveComplexity",
+    "EfficientMPRT",
     "EnergyPointingGame",
     "FaithfulnessCorrelation",
     "FaithfulnessEstimate",
@@ -60,6 +63,7 @@ __all__ = [
     "PointingGame",
     "ROAD",
     "ROADCombined",
+    "RandomLogit",
     "RelativeInputStability",
     "RelativeOutputStability",
     "RelativeRepresentationStability",
