@@ -79,6 +79,10 @@ def test_relative_representation_stability() -> None:
     metric = RelativeRepresentationStability(layer="2", nr_samples=4, skip_changed_predictions=False)
     ours, reference = run(metric, quantus.RelativeRepresentationStability, "blind_mlp", 4, layer_names=["2"], return_nan_when_prediction_changes=False)
     np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5)
+    # default: the input of the head (the last layer with parameters), here Softplus' output "2"
+    default = RelativeRepresentationStability(explainer=EXPLAINER, nr_samples=4, skip_changed_predictions=False)
+    model, (inputs, _) = MODELS["blind_mlp"](), batch(4)
+    assert torch.allclose(default.values(model, inputs, EXPLAINER(model, inputs)), ours)
 
 
 def test_changed_predictions_are_left_out_not_nan() -> None:

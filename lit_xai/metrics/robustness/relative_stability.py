@@ -7,7 +7,7 @@ eps_min) and the norm over all elements,
 
     RIS = max_s ||r(e_x, e_s)|| / max(||r(x, x_s)||, eps_min)
     ROS = max_s ||r(e_x, e_s)|| / max(||h(x) - h(x_s)||_2, eps_min)       h: the model's outputs (logits)
-    RRS = max_s ||r(e_x, e_s)|| / max(||r(L(x), L(x_s))||, eps_min)      L: the output of `layer`
+    RRS = max_s ||r(e_x, e_s)|| / max(||r(L(x), L(x_s))||, eps_min)      L: an internal representation
 
 over the draws whose predicted class is the input's (the paper's definition: x_s in the neighbourhood
 with the same prediction). quantus sets a draw that changes the prediction to NaN and takes `np.max`, so
@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lit_xai.metrics.randomization import recorded_call_order
 from lit_xai.metrics.robustness.base import ReexplainingMetric, check_number, uniform_noise
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
@@ -86,24 +87,37 @@ class RelativeOutputStability(RelativeStability):
 
 class RelativeRepresentationStability(RelativeStability):
     """RRS (Agarwal et al. 2022): relative map change over the relative change of an internal
-    representation, the output of `layer` (a dotted name for `model.get_submodule`; quantus' default is
-    every layer's output concatenated, lit-xai asks for one) (module docstring); lower is better. The
-    representation of x is read once per update; each draw costs one more pass (with a hook on `layer`)."""
+    representation (module docstring); lower is better.
+
+    `layer`: a dotted name for `model.get_submodule`, whose output is the representation; None (default):
+    the input of the last module with parameters of its own that the forward pass calls (the
+    penultimate representation the head reads: `fc`'s input in a ResNet). quantus' default is every
+    layer's output concatenated. The representation of x is read once per update; each draw costs one
+    more pass (with a hook on the layer). Other arguments as `RelativeStability`.
+    """
 
     def __init__(self, layer: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if layer is not None and (not isinstance(layer, str) or not layer):
-            raise ValueError(f"layer must be a module name for model.get_submodule (e.g. 'layer4'), got {layer!r}")
+            raise ValueError(f"layer must be a module name for model.get_submodule (e.g. 'layer4'), or None for the head's input, got {layer!r}")
         self.layer = layer
+        self._module: nn.Module | None = None
+        self._read_input = False
         self._model: nn.Module | None = None
         self._reference: Tensor | None = None
 
     def representation(self, inputs: Tensor, rows: Tensor | None) -> Tensor:
-        """The output of `layer` `(k, D)` float64 on channel-first `inputs` whose samples are `rows`."""
-        assert self._model is not None and self.layer is not None
+        """The representation `(k, D)` float64 on channel-first `inputs` whose samples are `rows`."""
+        assert self._model is not None and self._module is not None
         captured: list[Tensor] = []
-        module = self._model.get_submodule(self.layer)
-        handle = module.register_forward_hook(lambda _m, _a, out: captured.append(out[0] if isinstance(out, (tuple, list)) else out))
+
+        def keep(value: object) -> None:
+            captured.append(value[0] if isinstance(value, (tuple, list)) else value)  # type: ignore[arg-type]
+
+        if self._read_input:
+            handle = self._module.register_forward_pre_hook(lambda _m, args: keep(args))
+        else:
+            handle = self._module.register_forward_hook(lambda _m, _a, out: keep(out))
         try:
             with torch.no_grad():
                 model_outputs(self._model, inputs, rows)
@@ -112,22 +126,28 @@ class RelativeRepresentationStability(RelativeStability):
         return captured[0].flatten(1).double()
 
     def prepare(self, model: nn.Module, inputs: Tensor) -> None:
-        if self.layer is None:
-            raise ValueError("RelativeRepresentationStability needs layer=<module name> (e.g. the last hidden layer, 'layer4' or 'features.29')")
-        names = [name for name, _ in model.named_modules() if name]
-        if self.layer not in names:
-            close = difflib.get_close_matches(self.layer, names, n=5, cutoff=0.4)
-            raise ValueError(
-                f"layer {self.layer!r} is not a submodule of {type(model).__name__}" + (f"; close matches: {', '.join(close)}" if close else "")
-            )
         self._model = model
+        if self.layer is None:
+            with torch.no_grad(), recorded_call_order(model) as called:
+                model_outputs(model, inputs[:1], torch.zeros(1, dtype=torch.long, device=inputs.device))
+            if not called:
+                raise ValueError(f"{type(model).__name__} calls no module with parameters: pass layer=<module name>")
+            self._module, self._read_input = model.get_submodule(called[-1]), True
+        else:
+            names = [name for name, _ in model.named_modules() if name]
+            if self.layer not in names:
+                close = difflib.get_close_matches(self.layer, names, n=5, cutoff=0.4)
+                raise ValueError(
+                    f"layer {self.layer!r} is not a submodule of {type(model).__name__}" + (f"; close matches: {', '.join(close)}" if close else "")
+                )
+            self._module, self._read_input = model.get_submodule(self.layer), False
         self._reference = self.representation(inputs, None)
 
     def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> Tensor:
         try:
             return super().values(model, inputs, saliency, targets, forward_args)
         finally:
-            self._model, self._reference = None, None
+            self._model, self._module, self._reference = None, None, None
 
     def denominator(self, x: Tensor, xs: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
         assert self._reference is not None

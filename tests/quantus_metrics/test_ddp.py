@@ -1,0 +1,114 @@
+"""The quantus-family metrics in ExplainerCallback: two processes (ddp_spawn, gloo, CPU) log what one
+logs; the metrics that re-run the explainer get each explainer; yaml builds them."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from lit_xai.callbacks import ExplainerCallback
+from lit_xai.explainers import GradCAM, InputXGradient
+from lit_xai.metrics import (
+    AvgSensitivity,
+    Completeness,
+    Continuity,
+    EffectiveComplexity,
+    EfficientMPRT,
+    FaithfulnessEstimate,
+    LocalLipschitzEstimate,
+    Monotonicity,
+    MonotonicityCorrelation,
+    NonSensitivity,
+    PixelFlipping,
+    RandomLogit,
+    RelativeInputStability,
+    RelativeOutputStability,
+    RelativeRepresentationStability,
+    Selectivity,
+)
+from tests.helpers import TinyData, TinyModule
+
+
+class ConfidentModule(TinyModule):
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.net.head[3].weight.mul_(40)
+
+
+def metrics() -> dict[str, object]:
+    return {
+        "pixel_flipping": PixelFlipping(features_in_step=8),
+        "selectivity": Selectivity(patch_size=4),
+        "faithfulness_estimate": FaithfulnessEstimate(features_in_step=8),
+        "monotonicity": Monotonicity(features_in_step=16),
+        "monotonicity_correlation": MonotonicityCorrelation(features_in_step=16, nr_samples=3),
+        "effective_complexity": EffectiveComplexity(),
+        "completeness": Completeness(rtol=0.5),
+        "non_sensitivity": NonSensitivity(features_in_step=8, eps=1e-3),
+        "avg_sensitivity": AvgSensitivity(nr_samples=2),
+        "local_lipschitz_estimate": LocalLipschitzEstimate(nr_samples=2),
+        "continuity": Continuity(nr_steps=3),
+        "relative_input_stability": RelativeInputStability(nr_samples=2),
+        "relative_output_stability": RelativeOutputStability(nr_samples=2),
+        "relative_representation_stability": RelativeRepresentationStability(nr_samples=2),
+        "random_logit": RandomLogit(),
+        "efficient_mprt": EfficientMPRT(),
+    }
+
+
+def validate(devices: int) -> dict[str, float]:
+    pl.seed_everything(0)
+    callback = ExplainerCallback(
+        explainers={"gradcam": GradCAM(), "input_x_gradient": InputXGradient()},
+        metrics=metrics(), probe_size=16, log_images=0, print_table=False,
+    )
+    run = pl.Trainer(
+        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
+    )
+    run.validate(ConfidentModule(), TinyData(), verbose=False)
+    if devices == 1:
+        assert not callback.errors, callback.errors
+    return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
+
+
+def test_two_processes_equal_one() -> None:
+    single, double = validate(1), validate(2)
+    names = set(metrics())
+    assert {f"xai/{e}/{m}" for e in ("gradcam", "input_x_gradient") for m in names} <= set(single)
+    assert set(double) == set(single)
+    for key, value in single.items():
+        assert double[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+    for key, value in single.items():
+        if not key.endswith("_skipped"):
+            assert value == value, key  # finite means, not NaN
+    assert single["xai/input_x_gradient/avg_sensitivity"] > 0 and single["xai/gradcam/effective_complexity"] > 1
+
+
+def test_metrics_that_re_run_the_explainer_are_given_none() -> None:
+    for metric in (AvgSensitivity, LocalLipschitzEstimate, Continuity, RelativeInputStability, RandomLogit, EfficientMPRT):
+        with pytest.raises(ValueError, match="leave it unset"):
+            ExplainerCallback(metrics=[metric(explainer=GradCAM())])
+
+
+def test_all_metrics_yaml_builds_every_metric() -> None:
+    from pathlib import Path
+
+    import lit_xai.metrics as module
+    from lit_xai.cli import build_cli
+
+    root = Path(__file__).resolve().parents[2]
+    cli = build_cli(["-c", str(root / "configs" / "quickstart.yaml"), "-c", str(root / "configs" / "all_metrics.yaml")], run=False)
+    callback = next(c for c in cli.trainer.callbacks if isinstance(c, ExplainerCallback))
+    built = {type(m).__name__ for m in callback.metric_templates.values()}
+    shapes = (root / "configs" / "shapes_vit_tiny.yaml").read_text()
+    localisation = {"AttributionLocalisation", "TopKIntersection", "RelevanceRankAccuracy", "RelevanceMassAccuracy", "LocalisationAUC"}
+    assert all(f"lit_xai.metrics.{name}" in shapes for name in localisation)
+    new = {
+        "PixelFlipping", "Selectivity", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "EffectiveComplexity",
+        "Completeness", "NonSensitivity", "AvgSensitivity", "LocalLipschitzEstimate", "Continuity", "RelativeInputStability",
+        "RelativeOutputStability", "RelativeRepresentationStability", "RandomLogit", "EfficientMPRT",
+    }
+    assert new <= built and all(hasattr(module, name) for name in new | localisation)
