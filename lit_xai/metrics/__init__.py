@@ -4,7 +4,15 @@ from lit_xai.metrics.axiomatic import Completeness, NonSensitivity
 from lit_xai.metrics.complexity import Complexity, EffectiveComplexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
 from lit_xai.metrics.efficient_mprt import EfficientMPRT
-from lit_xai.metrics.faithfulness import FaithfulnessEstimate, Monotonicity, MonotonicityCorrelation, PixelFlipping, Selectivity
+from lit_xai.metrics.faithfulness import (
+    IROF,
+    FaithfulnessEstimate,
+    Monotonicity,
+    MonotonicityCorrelation,
+    PixelFlipping,
+    RegionPerturbation,
+    Selectivity,
+)
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
@@ -45,6 +53,7 @@ __all__ = [
     "EnergyPointingGame",
     "FaithfulnessCorrelation",
     "FaithfulnessEstimate",
+    "IROF",
     "IncreaseInConfidence",
     "Infidelity",
     "Insertion",
@@ -64,6 +73,7 @@ __all__ = [
     "ROAD",
     "ROADCombined",
     "RandomLogit",
+    "RegionPerturbation",
     "RelativeInputStability",
     "RelativeOutputStability",
     "RelativeRepresentationStability",

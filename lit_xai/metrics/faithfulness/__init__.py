@@ -4,5 +4,6 @@
 from lit_xai.metrics.faithfulness.faithfulness_estimate import FaithfulnessEstimate
 from lit_xai.metrics.faithfulness.monotonicity import Monotonicity, MonotonicityCorrelation
 from lit_xai.metrics.faithfulness.pixel_flipping import PixelFlipping, Selectivity
+from lit_xai.metrics.faithfulness.regions import IROF, RegionPerturbation
 
-__all__ = ["FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "PixelFlipping", "Selectivity"]
+__all__ = ["IROF", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "PixelFlipping", "RegionPerturbation", "Selectivity"]
