@@ -12,9 +12,11 @@ from lit_xai.metrics.faithfulness import (
     PixelFlipping,
     RegionPerturbation,
     Selectivity,
+    SensitivityN,
 )
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
+from lit_xai.metrics.input_invariance import InputInvariance
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
 from lit_xai.metrics.randomization import ModelRandomizationSimilarity, spearman_correlation
@@ -56,6 +58,7 @@ __all__ = [
     "IROF",
     "IncreaseInConfidence",
     "Infidelity",
+    "InputInvariance",
     "Insertion",
     "InsertionDeletion",
     "LocalLipschitzEstimate",
@@ -80,6 +83,7 @@ __all__ = [
     "RelevanceMassAccuracy",
     "RelevanceRankAccuracy",
     "Selectivity",
+    "SensitivityN",
     "Sparseness",
     "TopKIntersection",
     "WeakLocalization",

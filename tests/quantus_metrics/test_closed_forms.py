@@ -75,3 +75,43 @@ def test_pixel_flipping_and_faithfulness_estimate_by_hand() -> None:
     estimate = FaithfulnessEstimate(substrate="zeros", score="raw")
     estimate.update(model, inputs, phi.view(3, 4, 4).float(), targets)
     assert torch.allclose(estimate.last_values, torch.ones(3, dtype=torch.float64), atol=1e-6)
+
+
+def test_sensitivity_n_of_the_exact_attribution() -> None:
+    """Removing any subset S of a linear model's inputs (zero baseline, raw score) lowers it by sum_S w x:
+    gradient x input satisfies Sensitivity-n for every n (r_n = 1); a shuffled map does not."""
+    from lit_xai.metrics import SensitivityN
+
+    model = Linear()
+    inputs = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    targets = torch.tensor([1, 2, 0])
+    phi = (inputs.flatten(1) * model.weight[targets]).detach().view(3, 4, 4)
+    metric = SensitivityN(nr_samples=6, steps=4, score="raw", internal_batch_size=7)
+    assert metric.sizes(16) == [1, 2, 5, 12]
+    metric.update(model, inputs, phi, targets)
+    assert torch.allclose(metric.last_values, torch.ones(3, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(metric.curve(), torch.ones(4), atol=1e-6)
+    shuffled = SensitivityN(nr_samples=6, steps=4, score="raw")
+    shuffled.update(model, inputs, phi.flatten(1)[:, torch.randperm(16, generator=torch.Generator().manual_seed(0))].view(3, 4, 4), targets)
+    assert (shuffled.last_values < 0.9).all()
+
+
+def test_input_invariance_of_gradients_and_not_of_input_times_gradient() -> None:
+    """Kindermans et al.: the gradient is input invariant (same function, same activations after the first
+    layer), gradient x input is not; on a Linear first layer and on a convolution without padding."""
+    from lit_xai.explainers import InputXGradient, Saliency
+    from lit_xai.metrics import InputInvariance
+
+    inputs = torch.randn(4, 1, 6, 6, generator=torch.Generator().manual_seed(6))
+    torch.manual_seed(3)
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.Flatten(), nn.Linear(32, 3)).eval()
+    for model in (conv, nn.Sequential(nn.Flatten(), nn.Linear(36, 5), nn.Tanh(), nn.Linear(5, 3)).eval()):
+        for explainer, expected in ((Saliency(reduce="sum", abs=False), 1.0), (InputXGradient(reduce="sum"), 0.0)):
+            metric = InputInvariance(explainer=explainer)
+            metric.update(model, inputs, explainer(model, inputs))
+            assert metric.last_values.tolist() == [expected] * 4, (type(explainer).__name__, model)
+        first = model[0] if isinstance(model[0], nn.Conv2d) else model[1]
+        assert first.bias is not None and metric.explainer is not None
+    before = conv[0].bias.clone()
+    InputInvariance(explainer=Saliency()).update(conv, inputs, Saliency()(conv, inputs))
+    assert torch.equal(conv[0].bias, before)  # the model itself is untouched

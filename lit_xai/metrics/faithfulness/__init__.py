@@ -5,5 +5,6 @@ from lit_xai.metrics.faithfulness.faithfulness_estimate import FaithfulnessEstim
 from lit_xai.metrics.faithfulness.monotonicity import Monotonicity, MonotonicityCorrelation
 from lit_xai.metrics.faithfulness.pixel_flipping import PixelFlipping, Selectivity
 from lit_xai.metrics.faithfulness.regions import IROF, RegionPerturbation
+from lit_xai.metrics.faithfulness.sensitivity_n import SensitivityN
 
-__all__ = ["IROF", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "PixelFlipping", "RegionPerturbation", "Selectivity"]
+__all__ = ["IROF", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "PixelFlipping", "RegionPerturbation", "Selectivity", "SensitivityN"]
