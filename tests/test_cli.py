@@ -128,8 +128,8 @@ def test_explainer_and_metric_sets_compose_from_separate_files(tmp_path: Path) -
     metrics = [
         "insertion", "deletion", "insertion_deletion", "average_drop", "increase_in_confidence", "average_drop_in_deletion",
         "road_morf", "road_lerf", "road_combined", "infidelity", "max_sensitivity", "faithfulness_correlation", "sparseness",
-        "complexity", "pixel_flipping", "selectivity", "faithfulness_estimate", "monotonicity", "monotonicity_correlation",
-        "effective_complexity", "completeness", "non_sensitivity", "avg_sensitivity", "local_lipschitz_estimate", "continuity",
+        "complexity", "pixel_flipping", "selectivity", "sensitivity_n", "irof", "region_perturbation", "faithfulness_estimate", "monotonicity", "monotonicity_correlation",
+        "effective_complexity", "completeness", "non_sensitivity", "input_invariance", "avg_sensitivity", "local_lipschitz_estimate", "continuity",
         "relative_input_stability", "relative_output_stability", "relative_representation_stability", "random_logit",
         "efficient_mprt",
     ]

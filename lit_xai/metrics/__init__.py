@@ -16,6 +16,7 @@ from lit_xai.metrics.faithfulness import (
 )
 from lit_xai.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from lit_xai.metrics.infidelity import Infidelity
+from lit_xai.metrics.focus import Focus
 from lit_xai.metrics.input_invariance import InputInvariance
 from lit_xai.metrics.localisation import EnergyPointingGame, LocalisationMetric, PointingGame, WeakLocalization
 from lit_xai.metrics.perturbation import Deletion, Insertion, InsertionDeletion, PerturbationCurveMetric
@@ -55,6 +56,7 @@ __all__ = [
     "EnergyPointingGame",
     "FaithfulnessCorrelation",
     "FaithfulnessEstimate",
+    "Focus",
     "IROF",
     "IncreaseInConfidence",
     "Infidelity",

@@ -15,7 +15,11 @@ from lit_xai.metrics import (
     Continuity,
     EffectiveComplexity,
     EfficientMPRT,
+    IROF,
     FaithfulnessEstimate,
+    InputInvariance,
+    RegionPerturbation,
+    SensitivityN,
     LocalLipschitzEstimate,
     Monotonicity,
     MonotonicityCorrelation,
@@ -42,6 +46,10 @@ def metrics() -> dict[str, object]:
         "pixel_flipping": PixelFlipping(features_in_step=8),
         "selectivity": Selectivity(patch_size=4),
         "faithfulness_estimate": FaithfulnessEstimate(features_in_step=8),
+        "sensitivity_n": SensitivityN(steps=2, nr_samples=3),
+        "irof": IROF(features="patches", patch_size=4),
+        "region_perturbation": RegionPerturbation(patch_size=4, order="random"),
+        "input_invariance": InputInvariance(atol=1e-3),
         "monotonicity": Monotonicity(features_in_step=16),
         "monotonicity_correlation": MonotonicityCorrelation(features_in_step=16, nr_samples=3),
         "effective_complexity": EffectiveComplexity(),
@@ -88,7 +96,7 @@ def test_two_processes_equal_one() -> None:
 
 
 def test_metrics_that_re_run_the_explainer_are_given_none() -> None:
-    for metric in (AvgSensitivity, LocalLipschitzEstimate, Continuity, RelativeInputStability, RandomLogit, EfficientMPRT):
+    for metric in (AvgSensitivity, LocalLipschitzEstimate, Continuity, RelativeInputStability, RandomLogit, EfficientMPRT, InputInvariance):
         with pytest.raises(ValueError, match="leave it unset"):
             ExplainerCallback(metrics=[metric(explainer=GradCAM())])
 
@@ -108,7 +116,7 @@ def test_all_metrics_yaml_builds_every_metric() -> None:
     assert all(f"lit_xai.metrics.{name}" in shapes for name in localisation)
     new = {
         "PixelFlipping", "Selectivity", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "EffectiveComplexity",
-        "Completeness", "NonSensitivity", "AvgSensitivity", "LocalLipschitzEstimate", "Continuity", "RelativeInputStability",
+        "Completeness", "NonSensitivity", "SensitivityN", "IROF", "RegionPerturbation", "InputInvariance", "AvgSensitivity", "LocalLipschitzEstimate", "Continuity", "RelativeInputStability",
         "RelativeOutputStability", "RelativeRepresentationStability", "RandomLogit", "EfficientMPRT",
     }
     assert new <= built and all(hasattr(module, name) for name in new | localisation)
