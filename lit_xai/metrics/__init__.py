@@ -40,6 +40,7 @@ from lit_xai.metrics.robustness import (
 from lit_xai.metrics.road import ROAD, ROADCombined
 from lit_xai.metrics.rul import NASAScore
 from lit_xai.metrics.sensitivity import MaxSensitivity
+from lit_xai.metrics.smooth_mprt import SmoothMPRT
 from lit_xai.metrics.substrates import gaussian_blur
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "RelevanceRankAccuracy",
     "Selectivity",
     "SensitivityN",
+    "SmoothMPRT",
     "Sparseness",
     "TopKIntersection",
     "WeakLocalization",

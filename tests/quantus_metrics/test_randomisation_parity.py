@@ -90,3 +90,31 @@ def test_efficient_mprt() -> None:
     blind = EfficientMPRT(explainer=edges)  # maps that ignore the model: no change at all
     blind.update(model, inputs, edges(model, inputs))
     assert torch.equal(blind.last_values, torch.zeros(4, dtype=torch.float64))
+
+
+def test_smooth_mprt() -> None:
+    """Both maps are means over the same seeded noisy copies; a model-free explainer correlates 1 with
+    itself on the random model; a gradient method's value is the Spearman of the two smoothed maps."""
+    from lit_xai.explainers.seeding import pair_generator, sample_seed
+    from lit_xai.metrics import SmoothMPRT
+    from lit_xai.metrics.randomization import spearman_correlation
+
+    model, (inputs, _) = MODELS["pooling_convnet"](), batch(11, size=3)
+    targets = targets_of(model, inputs)
+    blind = SmoothMPRT(explainer=edges, nr_samples=3)
+    blind.update(model, inputs, edges(model, inputs))
+    assert torch.allclose(blind.last_values, torch.ones(3, dtype=torch.float64))
+    metric = SmoothMPRT(explainer=EXPLAINER, nr_samples=4, internal_batch_size=5)
+    metric.update(model, inputs, EXPLAINER(model, inputs))
+    sigma = 0.1 * (inputs.flatten(1).amax(1) - inputs.flatten(1).amin(1))
+
+    def smoothed(net: torch.nn.Module) -> torch.Tensor:
+        maps = []
+        for x, s in zip(inputs, sigma):
+            noisy = torch.stack([x + s * torch.randn(x.shape, generator=pair_generator(sample_seed(x, 0), d)) for d in range(4)])
+            maps.append(EXPLAINER(net, noisy, targets[len(maps)].repeat(4)).mean(dim=0).flatten())
+        return torch.stack(maps)
+
+    expected = spearman_correlation(smoothed(model).abs(), smoothed(EfficientMPRT().randomised(model)).abs())
+    assert torch.allclose(metric.last_values, expected, atol=1e-6)
+    assert (metric.last_values < 0.9).all()
