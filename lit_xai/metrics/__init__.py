@@ -1,6 +1,7 @@
 """Faithfulness metrics as torchmetrics Metrics (DESIGN.md, "Conventions")."""
 
 from lit_xai.metrics.axiomatic import Completeness, NonSensitivity
+from lit_xai.metrics.batch_relative import Consistency, Sufficiency
 from lit_xai.metrics.complexity import Complexity, EffectiveComplexity, Sparseness
 from lit_xai.metrics.confidence import AverageDrop, AverageDropInDeletion, IncreaseInConfidence
 from lit_xai.metrics.efficient_mprt import EfficientMPRT
@@ -50,6 +51,7 @@ __all__ = [
     "AvgSensitivity",
     "Completeness",
     "Complexity",
+    "Consistency",
     "Continuity",
     "Deletion",
     "EffectiveComplexity",
@@ -89,6 +91,7 @@ __all__ = [
     "SensitivityN",
     "SmoothMPRT",
     "Sparseness",
+    "Sufficiency",
     "TopKIntersection",
     "WeakLocalization",
     "gaussian_blur",

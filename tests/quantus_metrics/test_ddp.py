@@ -1,6 +1,7 @@
 """The quantus-family metrics in ExplainerCallback: two processes (ddp_spawn, gloo, CPU) log what one
-logs; the metrics that re-run the explainer get each explainer; yaml builds them. Focus is left out of
-the equality: its mosaics come from the batch, which the processes split differently."""
+logs; the metrics that re-run the explainer get each explainer; yaml builds them. Focus, Sufficiency and
+Consistency are left out of the equality: they compare images of a batch, which the processes split
+differently."""
 
 from __future__ import annotations
 
@@ -121,5 +122,6 @@ def test_all_metrics_yaml_builds_every_metric() -> None:
         "PixelFlipping", "Selectivity", "FaithfulnessEstimate", "Monotonicity", "MonotonicityCorrelation", "EffectiveComplexity",
         "Completeness", "NonSensitivity", "SensitivityN", "IROF", "RegionPerturbation", "InputInvariance", "AvgSensitivity", "LocalLipschitzEstimate", "Continuity", "RelativeInputStability",
         "RelativeOutputStability", "RelativeRepresentationStability", "RandomLogit", "EfficientMPRT", "SmoothMPRT", "Focus",
+        "Sufficiency", "Consistency",
     }
     assert new <= built and all(hasattr(module, name) for name in new | localisation)
