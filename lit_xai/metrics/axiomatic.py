@@ -36,7 +36,11 @@ from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
-from lit_xai.metrics.faithfulness.steps import FeatureStepMetric, prepared_map, stepped_scores
+from lit_xai.metrics.faithfulness.steps import (
+    FeatureStepMetric,
+    prepared_map,
+    stepped_scores,
+)
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import ForwardArgs, Output, Score, TargetsLike
 

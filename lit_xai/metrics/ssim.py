@@ -23,7 +23,7 @@ def structural_similarity(first: Tensor, second: Tensor, data_range: Tensor, win
         raise ValueError(f"maps of shape {tuple(spatial)} are smaller than the SSIM window {win_size}: pass a smaller odd win_size")
     pool = F.avg_pool1d if len(spatial) == 1 else F.avg_pool2d
     a, b = first.double().unsqueeze(1), second.double().unsqueeze(1)
-    mean = lambda t: pool(t, win_size, stride=1)  # noqa: E731
+    mean = lambda t: pool(t, win_size, stride=1)
     n = win_size ** len(spatial)
     cov_norm = n / (n - 1)
     mu_a, mu_b = mean(a), mean(b)

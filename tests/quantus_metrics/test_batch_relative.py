@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from lit_xai.metrics import Consistency, Sufficiency
-from tests.quantus_metrics.models import MODELS, as_array, batch, quantus_inputs, targets_of
+from tests.quantus_metrics.models import (
+    MODELS,
+    as_array,
+    batch,
+    quantus_inputs,
+    targets_of,
+)
 
 quantus = pytest.importorskip("quantus")
 QUIET = dict(disable_warnings=True, display_progressbar=False)

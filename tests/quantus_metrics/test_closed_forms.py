@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from lit_xai.explainers import IntegratedGradients
-from lit_xai.metrics import Completeness, FaithfulnessEstimate, Monotonicity, PixelFlipping
+from lit_xai.metrics import (
+    Completeness,
+    FaithfulnessEstimate,
+    Monotonicity,
+    PixelFlipping,
+)
 
 
 class Linear(nn.Module):

@@ -64,7 +64,7 @@ def test_random_logit_with_our_classes(name: str, monkeypatch: pytest.MonkeyPatc
         return out
 
     monkeypatch.setattr(np.random, "randint", lambda *args, **kwargs: picks)
-    explain = lambda model, inputs, targets, **kw: EXPLAINER(model, torch.as_tensor(inputs), torch.as_tensor(targets)).unsqueeze(1).numpy()  # noqa: E731
+    explain = lambda model, inputs, targets, **kw: EXPLAINER(model, torch.as_tensor(inputs), torch.as_tensor(targets)).unsqueeze(1).numpy()
     reference = quantus.RandomLogit(num_classes=classes, similarity_func=ssim_2d, normalise=False, **QUIET)(
         **quantus_inputs(model, inputs, saliency), explain_func=explain
     )

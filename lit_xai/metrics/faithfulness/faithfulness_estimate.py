@@ -17,7 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.metrics.common import batched_target_scores, metric_passes
-from lit_xai.metrics.faithfulness.steps import FeatureStepMetric, position_ranks, prepared_map, step_sums, stepped_scores
+from lit_xai.metrics.faithfulness.steps import (
+    FeatureStepMetric,
+    position_ranks,
+    prepared_map,
+    step_sums,
+    stepped_scores,
+)
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import make_substrate
 from lit_xai.targets import ForwardArgs, TargetsLike

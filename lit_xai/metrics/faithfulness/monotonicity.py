@@ -38,10 +38,21 @@ from lit_xai.checks import check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import batched_target_scores, metric_passes
-from lit_xai.metrics.faithfulness.steps import FeatureStepMetric, position_ranks, prepared_map, step_sums, stepped_scores
+from lit_xai.metrics.faithfulness.steps import (
+    FeatureStepMetric,
+    position_ranks,
+    prepared_map,
+    step_sums,
+    stepped_scores,
+)
 from lit_xai.metrics.randomization import spearman_correlation
 from lit_xai.metrics.substrates import make_substrate
-from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
+from lit_xai.targets import (
+    ForwardArgs,
+    TargetsLike,
+    model_outputs,
+    target_probabilities,
+)
 
 
 class Monotonicity(FeatureStepMetric):

@@ -28,7 +28,12 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.metrics.common import metric_passes
-from lit_xai.metrics.faithfulness.steps import FeatureStepMetric, position_ranks, prepared_map, stepped_scores
+from lit_xai.metrics.faithfulness.steps import (
+    FeatureStepMetric,
+    position_ranks,
+    prepared_map,
+    stepped_scores,
+)
 from lit_xai.metrics.substrates import make_substrate
 from lit_xai.targets import ForwardArgs, TargetsLike
 

@@ -47,7 +47,12 @@ from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.segments import Features, check_features, segment_counts, segments
-from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
+from lit_xai.targets import (
+    ForwardArgs,
+    TargetsLike,
+    model_outputs,
+    target_probabilities,
+)
 
 ORDERS = ("morf", "lerf", "random")
 

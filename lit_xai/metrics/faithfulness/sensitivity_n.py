@@ -20,7 +20,8 @@ baseline; quantus' "black"). Cost: len(n_values) x nr_samples passes per image p
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +32,12 @@ from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
-from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
+from lit_xai.targets import (
+    ForwardArgs,
+    TargetsLike,
+    model_outputs,
+    target_probabilities,
+)
 
 
 class SensitivityN(PerImageMean):

@@ -7,7 +7,10 @@ from lit_xai.metrics.robustness.relative_stability import (
     RelativeOutputStability,
     RelativeRepresentationStability,
 )
-from lit_xai.metrics.robustness.sensitivity import AvgSensitivity, LocalLipschitzEstimate
+from lit_xai.metrics.robustness.sensitivity import (
+    AvgSensitivity,
+    LocalLipschitzEstimate,
+)
 
 __all__ = [
     "AvgSensitivity",

@@ -14,7 +14,7 @@ import abc
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +25,7 @@ from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
-ExplainerFn = Callable[[nn.Module, Tensor, Optional[Tensor]], Tensor]
+ExplainerFn = Callable[[nn.Module, Tensor, Tensor | None], Tensor]
 
 
 def prepared_maps(maps: Tensor, absolute: bool, normalise: bool) -> Tensor:

@@ -18,7 +18,6 @@ becomes eps_min" is kept. Lower is better. Cost: nr_samples explainer calls and 
 
 from __future__ import annotations
 
-import abc
 import difflib
 from typing import Any
 
@@ -26,7 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.metrics.randomization import recorded_call_order
-from lit_xai.metrics.robustness.base import ReexplainingMetric, check_number, uniform_noise
+from lit_xai.metrics.robustness.base import (
+    ReexplainingMetric,
+    check_number,
+    uniform_noise,
+)
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
 

@@ -19,7 +19,12 @@ from typing import Any
 
 from torch import Tensor
 
-from lit_xai.metrics.robustness.base import ReexplainingMetric, check_number, gaussian_noise, uniform_noise
+from lit_xai.metrics.robustness.base import (
+    ReexplainingMetric,
+    check_number,
+    gaussian_noise,
+    uniform_noise,
+)
 
 
 class AvgSensitivity(ReexplainingMetric):
