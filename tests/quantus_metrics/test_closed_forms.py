@@ -120,3 +120,27 @@ def test_input_invariance_of_gradients_and_not_of_input_times_gradient() -> None
     before = conv[0].bias.clone()
     InputInvariance(explainer=Saliency()).update(conv, inputs, Saliency()(conv, inputs))
     assert torch.equal(conv[0].bias, before)  # the model itself is untouched
+
+
+def test_stochastic_metrics_do_not_depend_on_the_batch_or_the_chunk_size() -> None:
+    """Draws seeded per sample: an image's value alone equals its value in a batch, for any chunk size."""
+    from lit_xai.explainers import InputXGradient
+    from lit_xai.metrics import AvgSensitivity, MonotonicityCorrelation, RegionPerturbation, SensitivityN
+    from tests.quantus_metrics.models import pooling_convnet
+
+    model = pooling_convnet()
+    generator = torch.Generator().manual_seed(7)
+    inputs, saliency = torch.randn(3, 1, 6, 6, generator=generator), torch.randn(3, 6, 6, generator=generator)
+    explainer = InputXGradient(reduce="sum")
+    for make in (
+        lambda chunk: MonotonicityCorrelation(features_in_step=9, nr_samples=3, internal_batch_size=chunk),
+        lambda chunk: SensitivityN(steps=2, nr_samples=3, internal_batch_size=chunk),
+        lambda chunk: AvgSensitivity(explainer=explainer, nr_samples=3, internal_batch_size=chunk),
+        lambda chunk: RegionPerturbation(patch_size=3, order="random", internal_batch_size=chunk),
+    ):
+        together = make(5)
+        together.update(model, inputs, saliency)
+        for i in range(3):
+            alone = make(None)
+            alone.update(model, inputs[i : i + 1], saliency[i : i + 1])
+            assert alone.last_values.item() == pytest.approx(together.last_values[i].item(), abs=1e-6)
