@@ -33,7 +33,9 @@ from lit_xai.metrics import Deletion, Insertion  # noqa: E402
 
 
 def quantus_rows(args: argparse.Namespace) -> None:
-    """Each issue-26 metric's time against quantus 0.6's on the same work (see the module docstring)."""
+    """Each issue-26 metric's time against quantus 0.6's on the same work (see the module docstring).
+    SensitivityN and Focus are left out: quantus' SensitivityN does other work (one cumulative top-n
+    removal per n instead of random subsets) and its Focus takes mosaics and their maps ready-made."""
     import numpy as np
     import quantus
 
@@ -88,6 +90,10 @@ def quantus_rows(args: argparse.Namespace) -> None:
         ("RandomLogit", "", ours.RandomLogit(explainer=explainer), quantus.RandomLogit(num_classes=10, **quiet), {"explain_func": explain}),
         ("EfficientMPRT", "", ours.EfficientMPRT(explainer=explainer), quantus.EfficientMPRT(**quiet), {"explain_func": explain}),
         ("InputInvariance", "", ours.InputInvariance(explainer=explainer), quantus.InputInvariance(**quiet), {"explain_func": explain}),
+        ("SmoothMPRT", "5 noisy copies, fully randomised", ours.SmoothMPRT(explainer=explainer, nr_samples=5),
+         quantus.SmoothMPRT(nr_samples=5, skip_layers=True, return_last_correlation=True, **quiet), {"explain_func": explain}),
+        ("Sufficiency", "", ours.Sufficiency(), quantus.Sufficiency(**quiet), {}),
+        ("Consistency", "", ours.Consistency(), quantus.Consistency(**quiet), {}),
     ]
     for name, settings, mine, theirs, extra in rows:
         ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats)

@@ -127,3 +127,29 @@ def test_all_metrics_yaml_builds_every_metric() -> None:
         "Sufficiency", "Consistency",
     }
     assert new <= built and all(hasattr(module, name) for name in new | localisation)
+
+
+def test_mask_metrics_read_the_masks_of_annotated_batches() -> None:
+    """The mask-based quantus metrics run in the callback on annotated shapes batches, equal to a direct update."""
+    from lit_xai.datamodules import ShapesDataModule
+    from lit_xai.explainers import RandomSaliency
+    from lit_xai.metrics import AttributionLocalisation, LocalisationAUC, RelevanceMassAccuracy, RelevanceRankAccuracy, TopKIntersection
+    from lit_xai.models import ImageClassifier
+
+    data = ShapesDataModule(train_size=16, val_size=8, test_size=8, batch_size=4, return_annotations=True)
+    model = ImageClassifier(num_classes=data.num_classes, input_shape=data.input_shape, width=8)
+    kinds = (AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy, RelevanceMassAccuracy, LocalisationAUC)
+    callback = ExplainerCallback(
+        {"random": RandomSaliency()}, metrics=[k(k=20) if k is TopKIntersection else k() for k in kinds], probe_size=8, log_images=0, print_table=False,
+    )
+    run = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    run.test(model, data, verbose=False)
+    assert not callback.errors
+    dataset = data.dataset("test")
+    maps = RandomSaliency()(model.eval(), torch.stack([dataset[i][0] for i in range(8)]))
+    masks = torch.stack([dataset.mask(i) for i in range(8)])
+    names = ("attribution_localisation", "top_k_intersection", "relevance_rank_accuracy", "relevance_mass_accuracy", "localisation_auc")
+    for kind, name in zip(kinds, names):
+        expected = kind(k=20) if kind is TopKIntersection else kind()
+        expected.update(maps, masks)
+        assert callback.results["test"]["random"][name] == pytest.approx(expected.compute().item(), abs=1e-6), name
