@@ -35,6 +35,14 @@ from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, TargetsLike
 
 
+def model_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` (normal tensors, whatever the caller's inference mode) that shares, not
+    copies, what a LightningModule refers to outside itself (its trainer)."""
+    memo = {id(value): value for value in (getattr(model, "_trainer", None),) if value is not None}
+    with torch.inference_mode(False), torch.no_grad():
+        return copy.deepcopy(model, memo)
+
+
 def histogram_entropy(maps: Tensor, bins: int) -> Tensor:
     """Discrete entropy `(B,)` float64 of each map's histogram with `bins` equal bins over [min, max]
     (numpy's binning, edge corrections included; a constant map's values share one bin: entropy 0)."""
@@ -76,8 +84,8 @@ class EfficientMPRT(PerImageMean):
 
     def randomised(self, model: nn.Module) -> nn.Module:
         """A deep copy of `model` with every module that has parameters of its own re-initialised."""
+        copied = model_copy(model)
         with torch.inference_mode(False), torch.no_grad():
-            copied = copy.deepcopy(model)
             for name, module in copied.named_modules():
                 if has_own_parameters(module):
                     reinitialize(module, layer_seed(self.seed, name))

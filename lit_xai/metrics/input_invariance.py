@@ -21,13 +21,13 @@ copy of the model and one explainer call per image.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.efficient_mprt import model_copy
 from lit_xai.metrics.randomization import recorded_call_order
 from lit_xai.metrics.robustness.base import ExplainerFn, check_number
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
@@ -39,8 +39,8 @@ def shifted_first_layer(model: nn.Module, inputs: Tensor, shift: float) -> nn.Mo
         model_outputs(model, inputs[:1], torch.zeros(1, dtype=torch.long, device=inputs.device))
     if not called:
         raise ValueError(f"{type(model).__name__} calls no module with parameters: InputInvariance has no first layer to shift")
+    copied = model_copy(model)
     with torch.inference_mode(False), torch.no_grad():
-        copied = copy.deepcopy(model)
         layer = copied.get_submodule(called[0])
         if isinstance(layer, nn.Linear):
             response = layer.weight.sum(dim=1) * shift

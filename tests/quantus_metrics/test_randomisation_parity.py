@@ -118,3 +118,13 @@ def test_smooth_mprt() -> None:
     expected = spearman_correlation(smoothed(model).abs(), smoothed(EfficientMPRT().randomised(model)).abs())
     assert torch.allclose(metric.last_values, expected, atol=1e-6)
     assert (metric.last_values < 0.9).all()
+
+
+def test_model_copy_shares_the_trainer_it_does_not_copy() -> None:
+    from lit_xai.metrics.efficient_mprt import model_copy
+
+    model = MODELS["blind_mlp"]()
+    model._trainer = {"a trainer": list(range(10))}  # what a LightningModule refers to outside itself
+    copied = model_copy(model)
+    assert copied._trainer is model._trainer and copied[1].weight is not model[1].weight
+    assert torch.equal(copied[1].weight, model[1].weight)
