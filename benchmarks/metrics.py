@@ -13,7 +13,7 @@ inputs, maps and numbers of draws, measured in one run. Goal (issue 18): at most
 
 `--quantus`: every quantus-family metric of issue 26 against quantus 0.6 on the same work (model,
 inputs, maps, steps, draws, explainer), measured in one run. Goal: at most 0.5 x quantus' time.
-    python benchmarks/metrics.py --quantus [--batch 8] [--size 16]
+    python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]
 """
 
 from __future__ import annotations
@@ -190,7 +190,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
     parser.add_argument("--quantus", action="store_true", help="the issue-26 metrics against quantus 0.6")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine: steadier timings)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.quantus:
         quantus_rows(args)
         return
