@@ -95,7 +95,10 @@ def quantus_rows(args: argparse.Namespace) -> None:
         ("Sufficiency", "", ours.Sufficiency(), quantus.Sufficiency(**quiet), {}),
         ("Consistency", "", ours.Consistency(), quantus.Consistency(**quiet), {}),
     ]
+    print(f"lit-xai's chunks: {args.ours_chunk or 'automatic (lit_xai.chunking)'}; quantus: one pass per batch of {batch}")
     for name, settings, mine, theirs, extra in rows:
+        if hasattr(mine, "internal_batch_size"):
+            mine.internal_batch_size = args.ours_chunk
         ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats)
         theirs_s = best_time(lambda: theirs(**common, **extra), args.repeats)
         print(f"| {name} | {settings} | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
     parser.add_argument("--quantus", action="store_true", help="the issue-26 metrics against quantus 0.6")
+    parser.add_argument("--ours-chunk", type=int, default=None, help="--quantus: lit-xai's internal_batch_size (default: automatic)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine: steadier timings)")
     args = parser.parse_args()
     if args.threads is not None:
