@@ -75,10 +75,13 @@ def test_relative_input_and_output_stability(name: str) -> None:
         np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5)
 
 
-def test_relative_representation_stability() -> None:
-    metric = RelativeRepresentationStability(layer="2", nr_samples=4, skip_changed_predictions=False)
-    ours, reference = run(metric, quantus.RelativeRepresentationStability, "blind_mlp", 4, layer_names=["2"], return_nan_when_prediction_changes=False)
+@pytest.mark.parametrize(("name", "layer"), [("blind_mlp", "2"), ("pooling_convnet", "2")])
+def test_relative_representation_stability(name: str, layer: str) -> None:
+    metric = RelativeRepresentationStability(layer=layer, nr_samples=4, skip_changed_predictions=False)
+    ours, reference = run(metric, quantus.RelativeRepresentationStability, name, 4, layer_names=[layer], return_nan_when_prediction_changes=False)
     np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5)
+    if name != "blind_mlp":
+        return
     # default: the input of the head (the last layer with parameters), here Softplus' output "2"
     default = RelativeRepresentationStability(explainer=EXPLAINER, nr_samples=4, skip_changed_predictions=False)
     model, (inputs, _) = MODELS["blind_mlp"](), batch(4)
