@@ -10,6 +10,10 @@ same number of images (batch x (steps + 1)), chunked like the metric. Goal (issu
 `--references`: ROAD, Infidelity, MaxSensitivity, FaithfulnessCorrelation, Sparseness and Complexity
 against their reference implementations (pytorch-grad-cam, captum, quantus) with the same model,
 inputs, maps and numbers of draws, measured in one run. Goal (issue 18): at most 1.0 x the reference.
+
+`--quantus`: every quantus-family metric of issue 26 against quantus 0.6 on the same work (model,
+inputs, maps, steps, draws, explainer), measured in one run. Goal: at most 0.5 x quantus' time.
+    python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]
 """
 
 from __future__ import annotations
@@ -26,6 +30,89 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, machine  # noqa: E402
 
 from lit_xai.metrics import Deletion, Insertion  # noqa: E402
+
+
+def quantus_rows(args: argparse.Namespace) -> None:
+    """Each issue-26 metric's time against quantus 0.6's on the same work (see the module docstring).
+    SensitivityN and Focus are left out: quantus' SensitivityN does other work (one cumulative top-n
+    removal per n instead of random subsets) and its Focus takes mosaics and their maps ready-made."""
+    import numpy as np
+    import quantus
+
+    import lit_xai.metrics as ours
+    from lit_xai.explainers import InputXGradient
+
+    np.trapz = getattr(np, "trapz", np.trapezoid)  # quantus 0.6 calls np.trapz (removed in numpy 2.4)
+    torch.manual_seed(0)
+    size, batch = args.size, args.batch
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(256, 10),
+    ).eval()
+    inputs = torch.rand(batch, 1, size, size)
+    targets = model(inputs).argmax(dim=1).detach()
+    explainer = InputXGradient(reduce="sum")
+    saliency = explainer(model, inputs, targets)
+    masks = torch.zeros(batch, size, size, dtype=torch.bool)
+    masks[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True
+
+    def explain(model: torch.nn.Module, inputs: object, targets: object, **kwargs: object) -> object:
+        return explainer(model, torch.as_tensor(inputs), torch.as_tensor(targets)).unsqueeze(1).detach().numpy()
+
+    common = dict(model=model, x_batch=inputs.numpy(), y_batch=targets.numpy(), a_batch=saliency.unsqueeze(1).numpy(), device="cpu")
+    quiet = dict(disable_warnings=True, display_progressbar=False)
+    print(f"machine: {machine()}; a 2-conv CNN, {batch} images 1 x {size} x {size}, Input x Gradient maps")
+    print("| metric | settings | ours, ms | quantus, ms | ours / quantus |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    f = 4
+    rows = [
+        ("PixelFlipping", f"features_in_step {f}", ours.PixelFlipping(features_in_step=f), quantus.PixelFlipping(features_in_step=f, **quiet), {}),
+        ("Selectivity", "patch_size 4", ours.Selectivity(patch_size=4), quantus.Selectivity(patch_size=4, **quiet), {}),
+        ("FaithfulnessEstimate", f"features_in_step {f}", ours.FaithfulnessEstimate(features_in_step=f), quantus.FaithfulnessEstimate(features_in_step=f, **quiet), {}),
+        ("Monotonicity", f"features_in_step {f}", ours.Monotonicity(features_in_step=f), quantus.Monotonicity(features_in_step=f, **quiet), {}),
+        ("MonotonicityCorrelation", "features_in_step 16, 10 draws", ours.MonotonicityCorrelation(features_in_step=16, nr_samples=10),
+         quantus.MonotonicityCorrelation(features_in_step=16, nr_samples=10, **quiet), {}),
+        ("NonSensitivity", "features_in_step 1", ours.NonSensitivity(), quantus.NonSensitivity(**quiet), {}),
+        ("IROF", "SLIC", ours.IROF(), quantus.IROF(return_aggregate=False, **quiet), {}),
+        ("RegionPerturbation", "patch_size 4", ours.RegionPerturbation(patch_size=4), quantus.RegionPerturbation(patch_size=4, **quiet), {}),
+        ("Completeness", "", ours.Completeness(), quantus.Completeness(**quiet), {}),
+        ("EffectiveComplexity", "", ours.EffectiveComplexity(), quantus.EffectiveComplexity(**quiet), {}),
+        ("AvgSensitivity", "20 draws", ours.AvgSensitivity(explainer=explainer, nr_samples=20), quantus.AvgSensitivity(nr_samples=20, **quiet), {"explain_func": explain}),
+        ("LocalLipschitzEstimate", "20 draws", ours.LocalLipschitzEstimate(explainer=explainer, nr_samples=20),
+         quantus.LocalLipschitzEstimate(nr_samples=20, **quiet), {"explain_func": explain}),
+        ("Continuity", "8 steps", ours.Continuity(explainer=explainer, nr_steps=8), quantus.Continuity(nr_steps=8, **quiet), {"explain_func": explain}),
+        ("RelativeInputStability", "20 draws", ours.RelativeInputStability(explainer=explainer, nr_samples=20),
+         quantus.RelativeInputStability(nr_samples=20, **quiet), {"explain_func": explain}),
+        ("RelativeOutputStability", "20 draws", ours.RelativeOutputStability(explainer=explainer, nr_samples=20),
+         quantus.RelativeOutputStability(nr_samples=20, **quiet), {"explain_func": explain}),
+        ("RelativeRepresentationStability", "20 draws, layer 5", ours.RelativeRepresentationStability(explainer=explainer, nr_samples=20, layer="5"),
+         quantus.RelativeRepresentationStability(nr_samples=20, layer_names=["5"], **quiet), {"explain_func": explain}),
+        ("RandomLogit", "", ours.RandomLogit(explainer=explainer), quantus.RandomLogit(num_classes=10, **quiet), {"explain_func": explain}),
+        ("EfficientMPRT", "", ours.EfficientMPRT(explainer=explainer), quantus.EfficientMPRT(**quiet), {"explain_func": explain}),
+        ("InputInvariance", "", ours.InputInvariance(explainer=explainer), quantus.InputInvariance(**quiet), {"explain_func": explain}),
+        ("SmoothMPRT", "5 noisy copies, fully randomised", ours.SmoothMPRT(explainer=explainer, nr_samples=5),
+         quantus.SmoothMPRT(nr_samples=5, skip_layers=True, return_last_correlation=True, **quiet), {"explain_func": explain}),
+        ("Sufficiency", "", ours.Sufficiency(), quantus.Sufficiency(**quiet), {}),
+        ("Consistency", "", ours.Consistency(), quantus.Consistency(**quiet), {}),
+    ]
+    print(f"lit-xai's chunks: {args.ours_chunk or 'automatic (lit_xai.chunking)'}; quantus: one pass per batch of {batch}")
+    for name, settings, mine, theirs, extra in rows:
+        if hasattr(mine, "internal_batch_size"):
+            mine.internal_batch_size = args.ours_chunk
+        ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats)
+        theirs_s = best_time(lambda: theirs(**common, **extra), args.repeats)
+        print(f"| {name} | {settings} | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
+    s_batch = masks.unsqueeze(1).float().numpy()
+    for name, mine, theirs in (
+        ("AttributionLocalisation", ours.AttributionLocalisation(), quantus.AttributionLocalisation(**quiet)),
+        ("TopKIntersection", ours.TopKIntersection(k=size * size // 4), quantus.TopKIntersection(k=size * size // 4, **quiet)),
+        ("RelevanceRankAccuracy", ours.RelevanceRankAccuracy(), quantus.RelevanceRankAccuracy(**quiet)),
+        ("RelevanceMassAccuracy", ours.RelevanceMassAccuracy(), quantus.RelevanceMassAccuracy(**quiet)),
+        ("LocalisationAUC", ours.LocalisationAUC(), quantus.AUC(**quiet)),
+    ):
+        ours_s = best_time(lambda: mine.update(saliency, masks), args.repeats)
+        theirs_s = best_time(lambda: theirs(**common, s_batch=s_batch), args.repeats)
+        print(f"| {name} | masks | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
 
 
 def reference_rows(args: argparse.Namespace) -> None:
@@ -105,7 +192,15 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
+    parser.add_argument("--quantus", action="store_true", help="the issue-26 metrics against quantus 0.6")
+    parser.add_argument("--ours-chunk", type=int, default=None, help="--quantus: lit-xai's internal_batch_size (default: automatic)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine: steadier timings)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.quantus:
+        quantus_rows(args)
+        return
     if args.references:
         reference_rows(args)
         return

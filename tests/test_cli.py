@@ -128,9 +128,12 @@ def test_explainer_and_metric_sets_compose_from_separate_files(tmp_path: Path) -
     metrics = [
         "insertion", "deletion", "insertion_deletion", "average_drop", "increase_in_confidence", "average_drop_in_deletion",
         "road_morf", "road_lerf", "road_combined", "infidelity", "max_sensitivity", "faithfulness_correlation", "sparseness",
-        "complexity",
+        "complexity", "pixel_flipping", "selectivity", "sensitivity_n", "irof", "region_perturbation", "faithfulness_estimate", "monotonicity", "monotonicity_correlation",
+        "effective_complexity", "completeness", "non_sensitivity", "input_invariance", "avg_sensitivity", "local_lipschitz_estimate", "continuity",
+        "relative_input_stability", "relative_output_stability", "relative_representation_stability", "random_logit",
+        "efficient_mprt", "smooth_mprt", "focus", "sufficiency", "consistency",
     ]
-    assert [column for column in results[0] if not column.endswith("_se")] == ["explainer", *metrics, "seconds_per_sample"]
+    assert [column for column in results[0] if not column.endswith(("_se", "_skipped"))] == ["explainer", *metrics, "seconds_per_sample"]
     for row in results:  # each explainer scored by each metric on the same 4 samples: values in their ranges
         values = {m: float(row[m]) for m in metrics}
         assert all(0 <= values[m] <= 1 for m in ("insertion", "deletion", "average_drop", "increase_in_confidence")), row

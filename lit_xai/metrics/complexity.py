@@ -83,3 +83,26 @@ class Complexity(MapStatistic):
 
     def statistic(self, saliency: Tensor) -> Tensor:
         return map_entropy(saliency)
+
+
+class EffectiveComplexity(MapStatistic):
+    """Effective Complexity (Nguyen and Martinez, "On quantitative aspects of model interpretability",
+    arXiv:2007.07584, 2020): the number of positions whose attribution matters,
+
+        EC = #{ p : |phi_p| / max |phi| > eps }
+
+    (quantus' defaults abs=True, normalise=True, eps 1e-5; quantus divides by the batch's maximum, lit-xai
+    by each image's, so an image's count never depends on the rest of its batch; an all-zero map counts
+    0). Lower is better. Reads the map only.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, eps: float = 1e-5, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+            raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+        self.eps = float(eps)
+
+    def statistic(self, saliency: Tensor) -> Tensor:
+        return (max_normalised_abs(saliency) > self.eps).sum(dim=1).double()

@@ -11,7 +11,7 @@ from torch import Tensor
 from lit_xai.filters import gaussian_kernel
 
 Substrate = Union[str, float, Tensor]
-SUBSTRATES = ("zeros", "blur", "mean")
+SUBSTRATES = ("zeros", "blur", "mean", "black", "white")
 
 
 def gaussian_blur(inputs: Tensor, size: int = 11, sigma: float = 5.0) -> Tensor:
@@ -36,7 +36,8 @@ def check_substrate(substrate: Substrate) -> Substrate:
 
 def make_substrate(inputs: Tensor, substrate: Substrate) -> Tensor:
     """The substrate for `inputs`, same shape: zeros, the Gaussian blur (11x11, sigma 5), per-image
-    channel means, a constant, or a given tensor broadcast to the inputs."""
+    channel means, "black" / "white" (each image's minimum / maximum over all its elements, quantus'
+    baselines of those names), a constant, or a given tensor broadcast to the inputs."""
     if isinstance(substrate, Tensor):
         try:
             return substrate.to(inputs).expand_as(inputs)
@@ -50,4 +51,8 @@ def make_substrate(inputs: Tensor, substrate: Substrate) -> Tensor:
         return torch.zeros_like(inputs)
     if substrate == "blur":
         return gaussian_blur(inputs)
+    if substrate in ("black", "white"):
+        flat = inputs.flatten(1)
+        extreme = flat.amin(dim=1) if substrate == "black" else flat.amax(dim=1)
+        return extreme.view(-1, *(1,) * (inputs.ndim - 1)).expand_as(inputs)
     return inputs.mean(dim=tuple(range(2, inputs.ndim)), keepdim=True).expand_as(inputs)

@@ -1,0 +1,124 @@
+"""Sufficiency and Consistency (Dasgupta et al., "Framework for Evaluating Faithfulness of Local
+Explanations", ICML 2022), as torchmetrics Metrics. Both compare each image with the other images of its
+batch: an explanation is faithful when images explained alike are predicted alike.
+
+Sufficiency: with a = |phi| / max |phi| per image (quantus' abs=True, normalise=True; quantus divides by
+the batch's maximum) and d the standardised Euclidean distance over the batch (scipy's
+`cdist(a, a, "seuclidean")`, quantus' `distance_func`) divided by the batch's largest distance (quantus
+normalises the distance matrix by its maximum), the images j != i with d(a_i, a_j) <= `threshold`
+(quantus 0.6) are i's neighbours, and
+
+    Sufficiency_i = #{neighbours j predicted as i} / #{neighbours}        (0 without neighbours, as quantus)
+
+A position whose value is the same in every map of the batch (variance 0) adds nothing to the distance
+(scipy divides 0 by 0 and returns NaN, which counts as "not close").
+
+Consistency: each map is discretised into a label, the n = `top_n` positions of largest |phi| and the
+signs of their attributions (the paper's top-k discretisation), and
+
+    Consistency_i = #{j != i: same label, predicted as i} / (#{j != i: same label} + 1e-9)
+
+quantus' default `top_n_sign` takes the signs of the first five elements of the map in raster order,
+after `abs=True` (all signs positive), so every map gets the same label; lit-xai ranks positions by
+|phi| and keeps the signs.
+
+Both are higher is better. The predicted class is the argmax of the model's outputs. Per-image values
+depend on the other images of the batch, and under DDP on the process that holds it: compare explainers
+on the same batches. Cost: one pass per image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lit_xai.metrics.common import PerImageMean, metric_passes
+from lit_xai.metrics.faithfulness.steps import prepared_map
+from lit_xai.metrics.robustness.base import check_number, predicted_class
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
+
+DISTANCES = ("seuclidean", "euclidean")
+
+
+def standardised_distances(values: Tensor) -> Tensor:
+    """Pairwise `(B, B)` standardised Euclidean distances of `(B, N)` rows, each column scaled by its
+    variance (ddof 1) over the two stacked copies of the rows, as scipy's `cdist(a, a, "seuclidean")`
+    computes it; columns of variance 0 left out."""
+    variance = torch.cat([values, values]).var(dim=0, unbiased=True)
+    scale = torch.where(variance > 0, variance, torch.inf).to(values.device)
+    differences = values.unsqueeze(1) - values.unsqueeze(0)
+    return (differences.square() / scale).sum(dim=-1).sqrt()
+
+
+class BatchRelativeMetric(PerImageMean):
+    """Shared: the predicted classes of the batch and the per-image value from the pairs i != j."""
+
+    higher_is_better = True
+
+    def predictions(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs) -> tuple[Tensor, Tensor]:
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, _):
+            return predicted_class(model_outputs(model, inputs)).to(saliency.device), saliency
+
+    @staticmethod
+    def agreement(related: Tensor, classes: Tensor, epsilon: float) -> Tensor:
+        """Per row: the share of its related others (`related` `(B, B)` bool, the diagonal ignored) predicted as itself."""
+        related = related & ~torch.eye(len(classes), dtype=torch.bool, device=related.device)
+        same = classes.unsqueeze(0) == classes.unsqueeze(1)
+        count = related.sum(dim=1).double()
+        return (related & same).sum(dim=1).double() / (count + epsilon if epsilon > 0 else torch.where(count > 0, count, torch.inf))
+
+
+class Sufficiency(BatchRelativeMetric):
+    """Sufficiency (Dasgupta et al. 2022): the share of an image's close neighbours in explanation space
+    that the model predicts as it (module docstring); higher is better.
+
+    Args:
+        threshold: the largest distance of a neighbour (quantus' 0.6).
+        distance: "seuclidean" (quantus' default) or "euclidean".
+        abs: |phi| (quantus' default True).
+    """
+
+    def __init__(self, threshold: float = 0.6, distance: str = "seuclidean", abs: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        self.threshold, self.distance, self.abs = check_number(threshold, "threshold"), distance, bool(abs)
+
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        classes, saliency = self.predictions(model, inputs, saliency, targets, forward_args)
+        values = prepared_map(saliency, self.abs, normalise=True)
+        distances = standardised_distances(values) if self.distance == "seuclidean" else torch.cdist(values, values)
+        largest = distances.amax()
+        distances = distances / largest if largest > 0 else distances  # quantus divides by the batch's largest distance
+        self.add_values(self.agreement(distances <= self.threshold, classes, 0.0))
+
+
+class Consistency(BatchRelativeMetric):
+    """Consistency (Dasgupta et al. 2022): the share of the images explained alike (same top positions and
+    signs) that the model predicts alike (module docstring); higher is better.
+
+    Args:
+        top_n: positions in the discretised explanation (quantus' n = 5).
+    """
+
+    def __init__(self, top_n: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+            raise ValueError(f"top_n must be a positive int, got {top_n!r}")
+        self.top_n = top_n
+
+    def labels(self, saliency: Tensor) -> Tensor:
+        """`(B, 2 top_n)` long: each map's top positions by |phi| (stable) and their signs."""
+        flat = saliency.flatten(1).double()
+        if self.top_n > flat.shape[1]:
+            raise ValueError(f"top_n {self.top_n} is larger than the map's {flat.shape[1]} positions")
+        top = flat.abs().argsort(dim=1, descending=True, stable=True)[:, : self.top_n]
+        return torch.cat([top, flat.gather(1, top).sign().long()], dim=1)
+
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        classes, saliency = self.predictions(model, inputs, saliency, targets, forward_args)
+        labels = self.labels(saliency)
+        alike = (labels.unsqueeze(0) == labels.unsqueeze(1)).all(dim=-1)
+        self.add_values(self.agreement(alike, classes, 1e-9))

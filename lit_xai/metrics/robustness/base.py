@@ -1,0 +1,181 @@
+"""What the robustness metrics that re-run the explainer share: the explainer (set by the callback, as
+for `MaxSensitivity`), draws seeded per (sample, draw) (`lit_xai.explainers.seeding`), every
+(image, draw) perturbed input explained in chunks (`lit_xai.chunking`), and draws whose prediction
+changed left out where a metric asks for it.
+
+A map is prepared as quantus prepares it when asked: |phi| (`abs`) and divided by its own max |phi|
+(`normalise`; quantus divides by the max over the batch, which makes an image's value depend on its
+batch: lit-xai normalises each image alone).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lit_xai.checks import check_positive_int
+from lit_xai.chunking import check_internal_batch_size, pair_chunks
+from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
+
+ExplainerFn = Callable[[nn.Module, Tensor, Tensor | None], Tensor]
+
+
+def prepared_maps(maps: Tensor, absolute: bool, normalise: bool) -> Tensor:
+    """`(B, N)` float64 maps, |phi| if `absolute`, over their own max |phi| if `normalise` (zero maps stay)."""
+    flat = maps.flatten(1).double()
+    if absolute:
+        flat = flat.abs()
+    if normalise:
+        peak = flat.abs().amax(dim=1, keepdim=True)
+        flat = flat / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return flat
+
+
+def predicted_class(outputs: Tensor) -> Tensor:
+    """argmax class `(B,)` of `(B, K)` outputs; a one-output model's class is 0 (a regressor never flips)."""
+    return outputs.flatten(1).argmax(dim=1)
+
+
+class ReexplainingMetric(PerImageMean):
+    """A per-image value from `draws` perturbed copies of each input and the explainer's maps of them.
+
+    Subclasses define `perturb(inputs, sample_seeds, draw) -> perturbed inputs` (or `noise`) and
+    `draw_values(...)`; `reduce` is "mean" or "max" over the kept draws.
+
+    Args (shared):
+        explainer: the explainer that produced the maps; None until set (the callback sets it).
+        nr_samples: draws per image.
+        abs, normalise: how maps are prepared (quantus' per-metric defaults).
+        skip_changed_predictions: leave out draws whose predicted class differs from the input's (quantus'
+            `return_nan_when_prediction_changes`); an image with no draw left is NaN in `last_values`, left
+            out of the mean and counted in `skipped`.
+        seed: seed of the draws, per (sample, draw).
+        internal_batch_size: perturbed inputs per explainer call (None: automatic, `lit_xai.chunking`).
+    """
+
+    reduce = "mean"
+    needs_outputs = False
+
+    def __init__(
+        self,
+        explainer: ExplainerFn | None = None,
+        nr_samples: int = 200,
+        abs: bool = False,
+        normalise: bool = False,
+        skip_changed_predictions: bool = False,
+        seed: int = 0,
+        internal_batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if explainer is not None and not callable(explainer):
+            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        self.explainer = explainer
+        self.nr_samples = check_positive_int(nr_samples, "nr_samples")
+        self.abs, self.normalise = bool(abs), bool(normalise)
+        self.skip_changed_predictions = bool(skip_changed_predictions)
+        self.seed = seed
+        self.internal_batch_size = check_internal_batch_size(internal_batch_size)
+        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @property
+    def draws(self) -> int:
+        return self.nr_samples
+
+    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
+        """Additive noise of draw `draw` shaped like one sample (float32, CPU); subclasses that add noise define it."""
+        raise NotImplementedError(f"{type(self).__name__} defines perturb() instead of noise()")
+
+    def perturb(self, inputs: Tensor, seeds: list[int], draw: Tensor) -> Tensor:
+        """The perturbed inputs `(k, C, *spatial)` of the rows `inputs` (seeds and draw numbers per row)."""
+        shape = tuple(inputs.shape[1:])
+        noise = torch.stack([self.noise(shape, seed, d) for seed, d in zip(seeds, draw.tolist())])
+        return inputs + noise.to(device=inputs.device, dtype=inputs.dtype)
+
+    @abc.abstractmethod
+    def draw_values(self, x: Tensor, xs: Tensor, a: Tensor, a_s: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
+        """Per-row value `(k,)` float64 of a draw: inputs x, xs `(k, C, *spatial)`, prepared maps a, a_s `(k, N)`,
+        the model's outputs on x and xs `(k, K)` when `needs_outputs`, and the rows' samples `(k,)`."""
+
+    def prepare(self, model: nn.Module, inputs: Tensor) -> None:
+        """Called once per update inside the model call, with the channel-first batch (before the draws)."""
+
+    def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> Tensor:
+        """Per-image values `(B,)` float64 (NaN where no draw was kept), without updating the state."""
+        if self.explainer is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the explainer that produced the maps: {type(self).__name__}(explainer=...) "
+                "(ExplainerCallback sets it for each of its explainers)"
+            )
+        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
+            batch = inputs.shape[0]
+            self.prepare(model, inputs)
+            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            phi = prepared_maps(saliency.to(inputs.device), self.abs, self.normalise)
+            tracked = self.needs_outputs or self.skip_changed_predictions
+            outputs = model_outputs(model, inputs).flatten(1).double() if tracked else None
+            values = torch.empty(batch, self.draws, dtype=torch.float64, device=inputs.device)
+            kept = torch.ones(batch, self.draws, dtype=torch.bool, device=inputs.device)
+            for image, draw in pair_chunks(batch, self.draws, self.internal_batch_size, inputs):
+                perturbed = self.perturb(inputs[image], [seeds[i] for i in image.tolist()], draw)
+                maps = explain_rows(self.explainer, model, perturbed, None if resolved is None else resolved[image], image)
+                if tuple(maps.shape[1:]) != tuple(saliency.shape[1:]):
+                    raise ValueError(
+                        f"the explainer's maps have shape {tuple(maps.shape[1:])} per sample but the saliency has "
+                        f"{tuple(saliency.shape[1:])}: pass the maps this explainer produced"
+                    )
+                outputs_s = model_outputs(model, perturbed, image).flatten(1).double() if tracked else None
+                a_s = prepared_maps(maps.to(inputs.device), self.abs, self.normalise)
+                values[image, draw] = self.draw_values(
+                    inputs[image], perturbed, phi[image], a_s, None if outputs is None else outputs[image], outputs_s, image
+                )
+                if self.skip_changed_predictions:
+                    kept[image, draw] = predicted_class(outputs_s) == predicted_class(outputs[image])
+            if self.reduce == "mean":
+                reduced = torch.where(kept, values, 0.0).sum(dim=1) / kept.sum(dim=1)
+            else:
+                reduced = torch.where(kept, values, -math.inf).amax(dim=1)
+            return torch.where(kept.any(dim=1), reduced, math.nan)
+
+    def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
+        values = self.values(model, inputs, saliency, targets, forward_args)
+        kept = ~values.isnan()
+        if not bool(kept.any()):
+            warnings.warn(
+                f"{type(self).__name__}: every draw of every sample of this batch changed the prediction; the "
+                f"{len(values)} samples are left out and counted in `skipped`", stacklevel=2,
+            )
+        self.add_values(values[kept])
+        self.last_values = values.detach().to(self.total.device)
+        self.skipped = self.skipped + int((~kept).sum())
+
+    def skipped_samples(self) -> Tensor:
+        """Samples left out (every draw changed the prediction) since the last reset, summed over processes."""
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
+            return self.skipped.clone()
+
+
+def uniform_noise(shape: tuple[int, ...], low: float, high: float, seed: int, draw: int) -> Tensor:
+    """U(low, high) per element, draw `draw` of a sample whose seed is `seed`."""
+    return low + (high - low) * torch.rand(shape, generator=pair_generator(seed, draw))
+
+
+def gaussian_noise(shape: tuple[int, ...], mean: float, std: float, seed: int, draw: int) -> Tensor:
+    """N(mean, std^2) per element, draw `draw` of a sample whose seed is `seed`."""
+    return mean + std * torch.randn(shape, generator=pair_generator(seed, draw))
+
+
+def check_number(value: object, name: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
