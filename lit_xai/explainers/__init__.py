@@ -48,6 +48,7 @@ from lit_xai.explainers.cam import (
     ShapleyCAM,
     SmoothGradCAMPlusPlus,
     XGradCAM,
+    deep_feature_factorization,
     find_polycam_layers,
 )
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
@@ -141,6 +142,7 @@ __all__ = [
     "VarGrad",
     "XGradCAM",
     "ZeroBaseline",
+    "deep_feature_factorization",
     "find_polycam_layers",
     "head_localisation",
     "optimal_noise_scale",
