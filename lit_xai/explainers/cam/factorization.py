@@ -19,19 +19,40 @@ from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import model_outputs, unwrap_module
 
 
+@torch.jit.script
 def coordinate_descent_sweep(factor: Tensor, gram: Tensor, cross: Tensor) -> Tensor:
     """One sweep of scikit-learn's NMF coordinate descent (`_update_cdnmf_fast`) over the columns t of
     `factor` (n, k) for the objective ||X - factor other||^2 with `gram` = other other^T (k, k) and `cross` =
     X other^T (n, k): g = factor gram_t - cross_t, factor_t <- max(factor_t - g / gram_tt, 0) (rows at once:
-    they do not interact). Updates `factor` in place; returns the sweep's projected-gradient violation."""
-    violation = factor.new_zeros(())
+    they do not interact; a column with gram_tt = 0 is left as it is). Updates `factor` in place; returns the
+    sweep's projected-gradient violation. TorchScript: the loop over columns runs without Python overhead."""
+    violation = torch.zeros((), dtype=factor.dtype, device=factor.device)
     for t in range(factor.shape[1]):
-        gradient = factor @ gram[:, t] - cross[:, t]
-        projected = torch.where(factor[:, t] == 0, gradient.clamp(max=0), gradient)
+        gradient = torch.mv(factor, gram[:, t]) - cross[:, t]
+        column = factor[:, t]
+        projected = torch.where(column == 0, gradient.clamp(max=0.0), gradient)
         violation = violation + projected.abs().sum()
-        if gram[t, t] != 0:
-            factor[:, t] = (factor[:, t] - gradient / gram[t, t]).clamp(min=0)
+        hess = gram[t, t]
+        updated = (column - gradient / torch.where(hess != 0, hess, torch.ones_like(hess))).clamp(min=0.0)
+        factor[:, t] = torch.where(hess != 0, updated, column)
     return violation
+
+
+@torch.jit.script
+def coordinate_descent(matrix: Tensor, w: Tensor, ht: Tensor, max_iter: int, tol: float) -> int:
+    """scikit-learn's `_fit_coordinate_descent` (no regularisation, no shuffling): alternate sweeps over W
+    and H^T until the summed violation is <= `tol` times the first iteration's; returns the iterations run."""
+    initial = torch.zeros((), dtype=matrix.dtype)
+    iterations = 0
+    for step in range(max_iter):
+        iterations = step + 1
+        violation = coordinate_descent_sweep(w, torch.mm(ht.t(), ht), torch.mm(matrix, ht))
+        violation = violation + coordinate_descent_sweep(ht, torch.mm(w.t(), w), torch.mm(matrix.t(), w))
+        if step == 0:
+            initial = violation
+        if bool(initial == 0) or bool(violation / initial <= tol):
+            break
+    return iterations
 
 
 def random_nmf_init(matrix: Tensor, components: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -51,14 +72,7 @@ def nmf(matrix: Tensor, components: int, seed: int = 0, max_iter: int = 200, tol
     matrix = matrix.double()
     w, h = random_nmf_init(matrix, components, seed)
     ht = h.T.contiguous()
-    initial = None
-    for _ in range(max_iter):
-        violation = coordinate_descent_sweep(w, ht.T @ ht, matrix @ ht)
-        violation = violation + coordinate_descent_sweep(ht, w.T @ w, matrix.T @ w)
-        if initial is None:
-            initial = violation
-        if initial == 0 or violation / initial <= tol:
-            break
+    coordinate_descent(matrix, w, ht, max_iter, float(tol))
     return w, ht.T
 
 

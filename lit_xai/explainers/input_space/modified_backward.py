@@ -44,6 +44,7 @@ IN_PLACE: dict[Callable[..., Any], Callable[..., Any]] = {
 }
 RELUS = frozenset({F.relu, torch.relu, Tensor.relu, torch.relu_, Tensor.relu_, F.relu_})
 MAX_POOLS = {F.max_pool1d: F.max_pool1d, F.max_pool2d: F.max_pool2d}
+INTERCEPTED = frozenset(OUT_OF_PLACE) | frozenset(IN_PLACE) | frozenset(MAX_POOLS)
 
 
 class ActivationRule:
@@ -79,6 +80,8 @@ class ActivationRuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
+        if func not in INTERCEPTED:  # every other operation, as fast as the mode allows
+            return func(*args, **kwargs)
         if (func in OUT_OF_PLACE or func in IN_PLACE) and self.rule.applies(func):
             x, rest, kw = first_argument(args, kwargs)
             if isinstance(x, Tensor) and x.is_floating_point():
