@@ -175,7 +175,9 @@ class RescaleRule(ActivationRule):
             plain = delta_in.abs() < self.eps
             ratio = delta_out / torch.where(plain, torch.ones_like(delta_in), delta_in)
             plain, ratio = torch.cat([plain, plain]), torch.cat([ratio, ratio])
-        return torch.where(plain, y, y.detach() + (x - x.detach()) * ratio)
+            fallback = bool(plain.any())
+        rescaled = y.detach() + (x - x.detach()) * ratio  # value y, gradient ratio * incoming
+        return torch.where(plain, y, rescaled) if fallback else rescaled
 
     def max_pool(self, x: Tensor, y: Tensor, indices: Tensor) -> Tensor | None:
         if not self.halves(x) or x.ndim < 3:
