@@ -31,6 +31,44 @@ def weighted_linear_fit(design: Tensor, targets: Tensor, weights: Tensor) -> Ten
     return torch.linalg.pinv(root[:, None] * centred_x) @ (root * centred_y)
 
 
+@torch.jit.script
+def lasso_coordinate_descent(design: Tensor, targets: Tensor, penalty: float, max_iter: int, tol: float) -> Tensor:
+    """argmin_w (1 / (2n)) ||y - X w||^2 + penalty ||w||_1 by cyclic coordinate descent (scikit-learn's
+    `enet_coordinate_descent` with l2 = 0): w_j <- S(X_j^T r_j, n penalty) / ||X_j||^2, r_j the residual
+    without feature j, S the soft threshold; until max |dw| <= tol * max |w| (or `max_iter` sweeps)."""
+    n, features = design.shape[0], design.shape[1]
+    weights = torch.zeros(features, dtype=design.dtype, device=design.device)
+    norms = (design * design).sum(0)
+    residual = targets.clone()
+    for _ in range(max_iter):
+        largest_step = torch.zeros((), dtype=design.dtype)
+        for j in range(features):
+            if bool(norms[j] == 0):
+                continue
+            old = weights[j].clone()
+            rho = torch.dot(design[:, j], residual) + norms[j] * old
+            new = torch.sign(rho) * (rho.abs() - n * penalty).clamp(min=0.0) / norms[j]
+            residual = residual - design[:, j] * (new - old)
+            weights[j] = new
+            largest_step = torch.maximum(largest_step, (new - old).abs())
+        if bool(largest_step <= tol * weights.abs().max().clamp(min=1e-300)):
+            break
+    return weights
+
+
+def weighted_lasso_fit(design: Tensor, targets: Tensor, weights: Tensor, alpha: float, max_iter: int = 100000, tol: float = 1e-12) -> Tensor:
+    """Coefficients of scikit-learn's `Lasso(alpha).fit(X, y, sample_weight=w)` (with an intercept) at
+    convergence: weights rescaled to sum to n, X and y centred at their weighted means, rows scaled by
+    sqrt(w), then `lasso_coordinate_descent`. float64."""
+    design, targets, weights = design.double(), targets.double(), weights.double()
+    weights = weights * (weights.shape[0] / weights.sum())
+    total = weights.sum()
+    root = weights.sqrt()
+    centred_x = root[:, None] * (design - (weights[:, None] * design).sum(0) / total)
+    centred_y = root * (targets - (weights * targets).sum() / total)
+    return lasso_coordinate_descent(centred_x, centred_y, float(alpha), max_iter, tol)
+
+
 class SurrogateExplainer(SegmentExplainer):
     """Base of KernelSHAP and LIME: per sample, `coalitions(...)` (bool `(S, n)`) and their weights; the
     segment values are the coefficients of the weighted linear fit of the target scores on the coalitions."""
@@ -64,6 +102,10 @@ class SurrogateExplainer(SegmentExplainer):
     def weights(self, kept: Tensor, inputs: Tensor, ids: Tensor, sample: int) -> Tensor:
         """The regression weights `(S,)` of sample `sample`'s coalitions `kept` `(S, segments)`."""
 
+    def fit(self, design: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        """The surrogate's coefficients (weighted least squares with an intercept)."""
+        return weighted_linear_fit(design, targets, weights)
+
     def segment_values(self, model: nn.Module, inputs: Tensor, ids: Tensor, counts: Tensor, full: Tensor, targets: Tensor | Target | None) -> Tensor:
         device, width = inputs.device, int(counts.max())
         draws = self.draw_all(inputs, counts)
@@ -82,7 +124,7 @@ class SurrogateExplainer(SegmentExplainer):
             chunk = slice(start, start + count)
             start += count
             weights = self.weights(kept[chunk, :n], inputs, ids, b)
-            values[b, :n] = weighted_linear_fit(kept[chunk, :n], scores[chunk], weights).to(values.dtype)
+            values[b, :n] = self.fit(kept[chunk, :n], scores[chunk], weights).to(values.dtype)
         return values
 
 
@@ -142,8 +184,10 @@ class Lime(SurrogateExplainer):
         pi_x(z) = exp(-d(x, x_z)^2 / (2 kernel_width^2)),   d = 1 - cos(x, x_z)  (flattened inputs),
 
     captum's default similarity (cosine distance in input space). `regressor="linear"` is ordinary weighted
-    least squares with an intercept (scikit-learn's `LinearRegression`). Draws are per sample (`seed`);
-    `coalitions(inputs)` returns them.
+    least squares with an intercept (scikit-learn's `LinearRegression`); `"lasso"` the L1-penalised fit
+    (1 / (2 sum w)) sum_i w_i (y_i - g(z_i))^2 + alpha ||phi||_1 (scikit-learn's `Lasso(alpha)` with sample
+    weights, captum's default interpretable model with alpha = 0.01), solved by coordinate descent to
+    convergence. Draws are per sample (`seed`); `coalitions(inputs)` returns them.
     """
 
     def __init__(
@@ -155,6 +199,7 @@ class Lime(SurrogateExplainer):
         samples: int = 128,
         kernel_width: float = 1.0,
         regressor: str = "linear",
+        alpha: float = 0.01,
         seed: int = 0,
         internal_batch_size: Optional[int] = None,
         reduce: str = "abs_sum",
@@ -162,9 +207,16 @@ class Lime(SurrogateExplainer):
         super().__init__(features, patch_size, by, baseline, samples, seed, internal_batch_size, reduce)
         if isinstance(kernel_width, bool) or not isinstance(kernel_width, (int, float)) or kernel_width <= 0:
             raise ValueError(f"kernel_width must be a number > 0, got {kernel_width!r}")
-        if regressor != "linear":
-            raise ValueError(f'regressor must be "linear" (weighted least squares with an intercept), got {regressor!r}')
-        self.kernel_width, self.regressor = float(kernel_width), regressor
+        if regressor not in ("linear", "lasso"):
+            raise ValueError(f'regressor must be "linear" (weighted least squares) or "lasso" (L1-penalised, alpha=), got {regressor!r}')
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
+            raise ValueError(f"alpha must be a number >= 0 (the lasso's L1 penalty), got {alpha!r}")
+        self.kernel_width, self.regressor, self.alpha = float(kernel_width), regressor, float(alpha)
+
+    def fit(self, design: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        if self.regressor == "lasso":
+            return weighted_lasso_fit(design, targets, weights, self.alpha)
+        return weighted_linear_fit(design, targets, weights)
 
     def draw(self, segments: int, generator: torch.Generator) -> Tensor:
         return torch.rand(self.samples, segments, generator=generator) < 0.5

@@ -177,3 +177,18 @@ def test_errors_say_what_was_wrong() -> None:
         Lime(regressor="ridge")
     with pytest.raises(ValueError, match="kernel_width"):
         Lime(kernel_width=0)
+
+
+@pytest.mark.parametrize(("make_model", "make_inputs", "targets", "options", "mask"), CASES, ids=IDS)
+def test_lime_lasso_matches_captum_with_a_converged_scikit_learn_lasso(make_model, make_inputs, targets, options, mask) -> None:  # type: ignore[no-untyped-def]
+    model, inputs, targets = make_model(), make_inputs(2), targets[:2]
+    explainer = Lime(samples=24, seed=5, regressor="lasso", alpha=0.002, reduce="none", **options)
+    ours = explainer(model, inputs, targets)
+    ids, coalitions = explainer.segment_ids(inputs), explainer.coalitions(inputs)
+    rows = []
+    for i in range(inputs.shape[0]):
+        lasso = linear_models.SkLearnLasso(alpha=0.002, tol=1e-12, max_iter=100000)
+        reference = captum_attr.Lime(model, interpretable_model=lasso, perturb_func=replay(coalitions[i]))
+        rows.append(reference.attribute(inputs[i : i + 1], target=targets[i : i + 1], feature_mask=mask(ids[i : i + 1]), n_samples=24))
+    torch.testing.assert_close(ours, torch.cat(rows), atol=1e-5, rtol=1e-4)
+    assert (ours == 0).any() and (ours != 0).any()  # the penalty zeroes some segments, not all
