@@ -59,6 +59,11 @@ class ActivationRule:
     def activation(self, func: Callable[..., Any], x: Tensor, y: Tensor) -> Tensor:
         return y
 
+    def replace(self, func: Callable[..., Any], x: Tensor) -> Tensor | None:
+        """The activation's output with the rule's backward pass, computed by the rule itself (None: compute
+        `func(x)` and hand it to `activation`)."""
+        return None
+
     def max_pool(self, x: Tensor, y: Tensor, indices: Tensor) -> Tensor | None:
         """None: keep the plain gradient."""
         return None
@@ -90,7 +95,9 @@ class ActivationRuleMode(TorchFunctionMode):
                 if "inplace" in kw:
                     kw = {**kw, "inplace": False}
                 source = x.clone() if in_place else x
-                result = self.rule.activation(plain, source, plain(source, *rest, **kw))
+                result = self.rule.replace(plain, source)
+                if result is None:
+                    result = self.rule.activation(plain, source, plain(source, *rest, **kw))
                 if in_place:
                     return x.copy_(result)
                 return result
@@ -186,15 +193,15 @@ class RescaleRule(ActivationRule):
 
 
 class ReluOfGradient(torch.autograd.Function):
-    """Identity in the forward pass on a ReLU's output; backward: `ReLU(grad_out)` (Deconvolution)."""
+    """ReLU in the forward pass; backward: `ReLU(grad_out)` whatever the input was (Deconvolution)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, y: Tensor) -> Tensor:
-        return y.clone()
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.clamp(min=0)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
-        return grad_output.clamp(min=0), None
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
+        return grad_output.clamp(min=0)
 
 
 class DeconvolutionRule(ActivationRule):
@@ -204,5 +211,5 @@ class DeconvolutionRule(ActivationRule):
     def applies(self, func: Callable[..., Any]) -> bool:
         return func in RELUS
 
-    def activation(self, func: Callable[..., Any], x: Tensor, y: Tensor) -> Tensor:
-        return ReluOfGradient.apply(x, y.detach())
+    def replace(self, func: Callable[..., Any], x: Tensor) -> Tensor | None:
+        return ReluOfGradient.apply(x)
