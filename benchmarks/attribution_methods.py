@@ -1,6 +1,6 @@
 """Issue 25's methods against captum's / pytorch-grad-cam's time on the same work, measured in one run.
 
-    python benchmarks/attribution_methods.py [--batch 4] [--size 64] [--samples 8] [--patch 16] [--repeats 1]
+    python benchmarks/attribution_methods.py [--batch 4] [--size 112] [--samples 8] [--patch 28] [--repeats 1]
                                              [--clock wall|cpu] [--threads N] [--device cpu|cuda]
 
 Model: torchvision resnet18 (random weights, eval) on batch x 3 x size x size; captum's DeepLift-family and
@@ -126,9 +126,9 @@ def methods(args: argparse.Namespace, model: nn.Module, inputs: torch.Tensor, ch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=28)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=None)
