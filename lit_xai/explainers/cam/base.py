@@ -45,6 +45,9 @@ class LayerExplainer(Explainer):
             of ReLU(sum_k T_k) (pytorch-grad-cam's `eigen_smooth`; sign as `EigenCAM`'s).
     """
 
+    augment: bool = False
+    eigen_smooth: bool = False
+
     def __init__(
         self,
         target_layer: str | None = None,
@@ -57,13 +60,15 @@ class LayerExplainer(Explainer):
         self.target_layer = target_layer
         self.upsample = check_upsample(upsample)
         self.reshape = check_reshape(reshape)
-        self.augment = bool(augment)
         if eigen_smooth and not self.supports_eigen_smooth():
             raise ValueError(
                 f"eigen_smooth needs a map that is a channel sum of weighted activations (GradCAM, GradCAMPlusPlus, "
                 f"XGradCAM, HiResCAM, LayerCAM, GradCAMElementWise); {type(self).__name__} has none"
             )
-        self.eigen_smooth = bool(eigen_smooth)
+        if augment:  # set on the instance only when on, so the repr of a plain CAM stays as it was
+            self.augment = True
+        if eigen_smooth:
+            self.eigen_smooth = True
 
     def supports_eigen_smooth(self) -> bool:
         return False
