@@ -163,7 +163,8 @@ def test_default_explainers_are_every_registered_method_that_applies() -> None:
     assert set(default_explainers(TinyModule())) == set(REGISTRY) - vit_only
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     input_space = {"saliency", "input_x_gradient", "integrated_gradients", "expected_gradients", "smoothgrad", "smoothgrad_sq",
-                   "vargrad", "spectral_lens", "arglens", "rise", "occlusion"}
+                   "vargrad", "spectral_lens", "arglens", "rise", "occlusion", "deeplift", "deeplift_shap", "gradient_shap",
+                   "noise_tunnel_deeplift", "feature_ablation", "shapley_value_sampling", "kernel_shap", "lime"}
     assert set(default_explainers(mlp)) == {"random", "center", "spectral_residual"} | input_space
     callback = ExplainerCallback(metrics=[Deletion(steps=2)], probe_size=2, print_table=False)
     trainer([callback]).validate(TinyModule(), TinyData(), verbose=False)

@@ -7,8 +7,8 @@ One sub-package per family over a small shared core:
 | `base.py`, `layers.py`, `tokens.py`, `upsample.py`, `seeding.py` | the contract, target layers, token layouts, upsampling, per-sample randomness |
 | `gradients.py`, `expected_gradients.py`, `path_baselines.py`, `attributions.py` | gradient sources (plain, expected along paths from baselines), input-space attributions |
 | `cam/` | the CAM family (gradient, score-based and projection CAMs, Expected Grad-CAM, guided variants) |
-| `input_space/` | Saliency, Input x Gradient, Integrated / Expected Gradients, the SmoothGrad family, SpectralLens |
-| `perturbation/` | RISE, Occlusion |
+| `input_space/` | Saliency, Input x Gradient, Integrated / Expected Gradients, the SmoothGrad family, SpectralLens, DeepLIFT (+ SHAP), GradientSHAP, Deconvolution, NoiseTunnel |
+| `perturbation/` | RISE, Occlusion, Feature Ablation, Shapley Value Sampling, KernelSHAP, LIME (over `lit_xai.segments`) |
 | `lrp/` | LRP rules, composites, the modified backward pass, `LRP` / `LayerLRP` |
 | `transformers/` | ViT anatomy, Attention Rollout, LeGrad, head decomposition |
 | `resolution/` | Jitter-CAM, mass-preserving upsampling, Hyper Expected Grad-CAM |
@@ -48,12 +48,18 @@ from lit_xai.explainers.cam import (
     ShapleyCAM,
     SmoothGradCAMPlusPlus,
     XGradCAM,
+    deep_feature_factorization,
     find_polycam_layers,
 )
 from lit_xai.explainers.expected_gradients import ConvergenceDiagnostics
 from lit_xai.explainers.input_space import (
     ArgLens,
+    Deconvolution,
+    DeepLift,
+    DeepLiftShap,
     ExpectedGradients,
+    GradientShap,
+    NoiseTunnel,
     InputXGradient,
     IntegratedGradients,
     Saliency,
@@ -65,7 +71,7 @@ from lit_xai.explainers.input_space import (
 )
 from lit_xai.explainers.lrp import LRP, LayerLRP
 from lit_xai.explainers.path_baselines import BankBaselines, BaselineSource, DataBaselines, GaussianBaselines, ZeroBaseline
-from lit_xai.explainers.perturbation import RISE, Occlusion
+from lit_xai.explainers.perturbation import RISE, FeatureAblation, KernelShap, Lime, Occlusion, ShapleyValueSampling
 from lit_xai.explainers.resolution import HyperExpectedGradCAM, JitterCAM, MassPreservingUpsampler
 from lit_xai.explainers.transformers import AttentionRollout, HeadDecomposition, LeGrad, head_localisation
 
@@ -80,6 +86,9 @@ __all__ = [
     "ConstantSaliency",
     "ConvergenceDiagnostics",
     "DataBaselines",
+    "Deconvolution",
+    "DeepLift",
+    "DeepLiftShap",
     "EigenCAM",
     "EigenGradCAM",
     "ExpectedGradCAM",
@@ -87,6 +96,7 @@ __all__ = [
     "ExpectedGradients",
     "Explainer",
     "FEM",
+    "FeatureAblation",
     "FinerCAM",
     "FullGrad",
     "GaussianBaselines",
@@ -94,6 +104,7 @@ __all__ = [
     "GradCAMElementWise",
     "GradCAMPlusPlus",
     "GradientCAM",
+    "GradientShap",
     "GuidedBackprop",
     "GuidedExpectedGradCAM",
     "GuidedGradCAM",
@@ -105,12 +116,15 @@ __all__ = [
     "IntegratedGradients",
     "JitterCAM",
     "KPCA_CAM",
+    "KernelShap",
     "LRP",
     "LayerCAM",
     "LayerExplainer",
     "LayerLRP",
     "LeGrad",
+    "Lime",
     "MassPreservingUpsampler",
+    "NoiseTunnel",
     "Occlusion",
     "PolyCAM",
     "RISE",
@@ -119,6 +133,7 @@ __all__ = [
     "Saliency",
     "ScoreCAM",
     "ShapleyCAM",
+    "ShapleyValueSampling",
     "SmoothGrad",
     "SmoothGradCAMPlusPlus",
     "SmoothGradSquared",
@@ -127,6 +142,7 @@ __all__ = [
     "VarGrad",
     "XGradCAM",
     "ZeroBaseline",
+    "deep_feature_factorization",
     "find_polycam_layers",
     "head_localisation",
     "optimal_noise_scale",

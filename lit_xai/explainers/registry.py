@@ -24,7 +24,9 @@ from lit_xai.explainers.cam.score_cam import AblationCAM, ScoreCAM
 from lit_xai.explainers.cam.score_cam_variants import ISCAM, SSCAM
 from lit_xai.explainers.cam.shapley_cam import ShapleyCAM
 from lit_xai.explainers.cam.smooth_gradcam import SmoothGradCAMPlusPlus
+from lit_xai.explainers.input_space.deeplift import Deconvolution, DeepLift, DeepLiftShap, GradientShap
 from lit_xai.explainers.input_space.integrated_gradients import ExpectedGradients, IntegratedGradients
+from lit_xai.explainers.input_space.noise_tunnel import NoiseTunnel
 from lit_xai.explainers.input_space.saliency import InputXGradient, Saliency
 from lit_xai.explainers.input_space.smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 from lit_xai.explainers.input_space.spectral_lens import ArgLens, SpectralLens
@@ -32,8 +34,10 @@ from lit_xai.explainers.layers import SPATIAL_CONVS
 from lit_xai.explainers.transformers.vit import attention_parts
 from lit_xai.explainers.lrp.backward import lrp_applies
 from lit_xai.explainers.lrp.explainers import LRP
+from lit_xai.explainers.perturbation.coalitions import FeatureAblation, ShapleyValueSampling
 from lit_xai.explainers.perturbation.occlusion import Occlusion
 from lit_xai.explainers.perturbation.rise import RISE
+from lit_xai.explainers.perturbation.surrogates import KernelShap, Lime
 from lit_xai.explainers.resolution.hyper_expected_gradcam import HyperExpectedGradCAM
 from lit_xai.explainers.resolution.jitter_cam import JitterCAM
 from lit_xai.explainers.resolution.mass_preserving import MassPreservingUpsampler
@@ -131,6 +135,15 @@ REGISTRY: dict[str, tuple[Callable[[], Explainer], Callable[[nn.Module], bool]]]
     "arglens": (lambda: ArgLens(scales=SPECTRAL_SCALES, samples=4), always),
     "rise": (lambda: RISE(masks=500), always),
     "occlusion": (lambda: Occlusion(window=16, stride=8), always),
+    "deeplift": (DeepLift, always),
+    "deeplift_shap": (DeepLiftShap, always),  # every baseline of the bank: 2 x bank size rows per sample
+    "gradient_shap": (lambda: GradientShap(samples=16), always),
+    "deconvolution": (Deconvolution, has_relu),
+    "noise_tunnel_deeplift": (lambda: NoiseTunnel(DeepLift(), samples=8), always),
+    "feature_ablation": (FeatureAblation, always),
+    "shapley_value_sampling": (lambda: ShapleyValueSampling(samples=2), always),
+    "kernel_shap": (lambda: KernelShap(samples=64), always),
+    "lime": (lambda: Lime(samples=64), always),
     "lrp": (LRP, lrp_applies),
     "attention_rollout": (AttentionRollout, is_vit),
     "legrad": (LeGrad, is_vit),

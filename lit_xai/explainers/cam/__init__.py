@@ -9,6 +9,7 @@ skeleton every layer method shares (`LayerExplainer`, `GradientCAM`).
 from lit_xai.explainers.cam.base import GradientCAM, LayerExplainer
 from lit_xai.explainers.cam.class_activation_map import CAM
 from lit_xai.explainers.cam.eigen_cam import KPCA_CAM, EigenCAM, EigenGradCAM
+from lit_xai.explainers.cam.factorization import FeatureFactorization, deep_feature_factorization
 from lit_xai.explainers.cam.expected_gradcam import ExpectedGradCAM, ExpectedGradCAMPlusPlus, GuidedExpectedGradCAM
 from lit_xai.explainers.cam.fem import FEM
 from lit_xai.explainers.cam.finer_cam import FinerCAM
@@ -26,4 +27,5 @@ __all__ = [
     "ExpectedGradCAMPlusPlus", "FinerCAM", "FullGrad", "GradCAM", "GradCAMElementWise", "GradCAMPlusPlus",
     "GradientCAM", "GuidedBackprop", "GuidedExpectedGradCAM", "GuidedGradCAM", "HiResCAM", "LayerCAM",
     "LayerExplainer", "PolyCAM", "ScoreCAM", "ShapleyCAM", "SmoothGradCAMPlusPlus", "XGradCAM", "find_polycam_layers",
+    "FeatureFactorization", "deep_feature_factorization",
 ]

@@ -82,8 +82,8 @@ class CAM(LayerExplainer):
     min-max normalises the signed map instead).
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", fc_layer: str | None = None) -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", fc_layer: str | None = None, augment: bool = False) -> None:
+        super().__init__(target_layer, upsample, augment=augment)
         if fc_layer is not None and (not isinstance(fc_layer, str) or not fc_layer):
             raise ValueError(f"fc_layer must be the dotted name of the model's nn.Linear head (e.g. 'fc') or None, got {fc_layer!r}")
         self.fc_layer = fc_layer
@@ -107,7 +107,7 @@ class CAM(LayerExplainer):
             raise ValueError(f"fc_layer {self.fc_layer!r} is a {type(get_layer(model, self.fc_layer)).__name__}, not an nn.Linear")
         return [self.fc_layer] if self.fc_layer else [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
 
-    def explain(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
+    def single_view(self, model: nn.Module, inputs: Tensor, targets: Tensor | None) -> Tensor:
         layer_name = self.target_layer or gap_input_layer(model, inputs, self.linear_names(model))
         return upsample(self.layer_map(model, layer_name, inputs, targets), tuple(inputs.shape[2:]), self.upsample)
 

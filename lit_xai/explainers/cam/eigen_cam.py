@@ -73,8 +73,9 @@ class KPCA_CAM(LayerExplainer):  # noqa: N801 - the name pytorch-grad-cam and th
         gamma: float | None = None,
         degree: int = 3,
         coef0: float = 1.0,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample)
+        super().__init__(target_layer, upsample, augment=augment)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if gamma is not None and not gamma > 0:

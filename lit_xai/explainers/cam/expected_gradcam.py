@@ -66,8 +66,9 @@ class ExpectedGradCAM(LayerExplainer):
         tolerance: Optional[float] = None,
         return_diagnostics: bool = False,
         reshape: Optional[Reshape] = None,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, reshape)
+        super().__init__(target_layer, upsample, reshape, augment=augment)
         check_positive_int(draws, "draws")
         check_positive_int(batches, "batches")
         if alphas not in ALPHAS:
@@ -139,6 +140,8 @@ class GuidedExpectedGradCAM(ExpectedGradCAM):
     """
 
     def __init__(self, *args: object, reduce: str = "abs_sum", **kwargs: object) -> None:
+        if kwargs.get("augment"):
+            raise ValueError("GuidedExpectedGradCAM has no augment option (its input-space map is not a CAM); use ExpectedGradCAM(augment=True)")
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if self.upsample == "none":
             raise ValueError("GuidedExpectedGradCAM multiplies the map with input-space attributions: upsample cannot be 'none'")

@@ -23,8 +23,8 @@ class FEM(LayerExplainer):
     the map (targets are only checked).
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", k: float = 2.0) -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", k: float = 2.0, augment: bool = False) -> None:
+        super().__init__(target_layer, upsample, augment=augment)
         if isinstance(k, bool) or not isinstance(k, (int, float)):
             raise ValueError(f"k must be a number of standard deviations (a float), got {k!r}")
         self.k = float(k)

@@ -57,8 +57,9 @@ class FinerCAM(GradientCAM):
         references: int = 3,
         reference_weights: str = "probability",
         rule: str = "gradcam",
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample)
+        super().__init__(target_layer, upsample, augment=augment)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
             raise ValueError(f"alpha must be a float (the comparison strength; 0 gives the plain rule), got {alpha!r}")
         if reference_weights not in REFERENCE_WEIGHTS:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 from lit_xai.explainers.cam.base import GradientCAM
 from lit_xai.explainers.cam.weighting import (
     elementwise_gradcam_map,
     gradcam_map,
+    gradcam_weighted,
     gradcampp_map,
+    gradcampp_weighted,
     hirescam_map,
     layercam_map,
     xgradcam_map,
+    xgradcam_weighted,
 )
 from lit_xai.explainers.tokens import Reshape
 from lit_xai.explainers.upsample import UpsampleMode
@@ -34,6 +38,9 @@ class GradCAM(GradientCAM):
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return gradcam_map(activations, gradients)
 
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return gradcam_weighted(activations, gradients)
+
 
 class GradCAMPlusPlus(GradientCAM):
     """Grad-CAM++ (Chattopadhay et al., "Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep
@@ -49,13 +56,17 @@ class GradCAMPlusPlus(GradientCAM):
     """
 
     def __init__(
-        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-12, reshape: Optional[Reshape] = None
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-12, reshape: Optional[Reshape] = None,
+        augment: bool = False, eigen_smooth: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, reshape)
+        super().__init__(target_layer, upsample, reshape, augment=augment, eigen_smooth=eigen_smooth)
         self.eps = eps
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return gradcampp_map(activations, gradients, self.eps)
+
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return gradcampp_weighted(activations, gradients, self.eps)
 
 
 class XGradCAM(GradientCAM):
@@ -68,13 +79,17 @@ class XGradCAM(GradientCAM):
     """
 
     def __init__(
-        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-7, reshape: Optional[Reshape] = None
+        self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", eps: float = 1e-7, reshape: Optional[Reshape] = None,
+        augment: bool = False, eigen_smooth: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, reshape)
+        super().__init__(target_layer, upsample, reshape, augment=augment, eigen_smooth=eigen_smooth)
         self.eps = eps
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return xgradcam_map(activations, gradients, self.eps)
+
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return xgradcam_weighted(activations, gradients, self.eps)
 
 
 class HiResCAM(GradientCAM):
@@ -90,6 +105,9 @@ class HiResCAM(GradientCAM):
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return hirescam_map(activations, gradients)
 
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return gradients * activations
+
 
 class LayerCAM(GradientCAM):
     """LayerCAM (Jiang et al., "LayerCAM: Exploring Hierarchical Class Activation Maps for Localization",
@@ -103,6 +121,9 @@ class LayerCAM(GradientCAM):
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return layercam_map(activations, gradients)
 
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return torch.relu(gradients) * activations
+
 
 class GradCAMElementWise(GradientCAM):
     """Element-wise Grad-CAM (pytorch-grad-cam's `GradCAMElementWise`): like HiRes-CAM, but each
@@ -115,3 +136,6 @@ class GradCAMElementWise(GradientCAM):
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         return elementwise_gradcam_map(activations, gradients)
+
+    def weighted_activations(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return torch.relu(gradients * activations)

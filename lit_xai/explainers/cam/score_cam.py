@@ -30,8 +30,9 @@ class ForwardWeightedCAM(LayerExplainer):
         upsample: UpsampleMode = "bilinear",
         internal_batch_size: int | None = None,
         reshape: Optional[Reshape] = None,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, reshape)
+        super().__init__(target_layer, upsample, reshape, augment=augment)
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
     @abc.abstractmethod

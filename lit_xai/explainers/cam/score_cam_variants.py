@@ -85,8 +85,9 @@ class SSCAM(ForwardWeightedCAM):
         samples: int = 35,
         std: float = 2.0,
         seed: int = 0,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, internal_batch_size)
+        super().__init__(target_layer, upsample, internal_batch_size, augment=augment)
         self.samples = check_positive_int(samples, "samples")
         if not std >= 0:
             raise ValueError(f"std must be a float >= 0 (the noise's standard deviation on masks in [0, 1]), got {std!r}")
@@ -128,8 +129,9 @@ class ISCAM(ForwardWeightedCAM):
         upsample: UpsampleMode = "bilinear",
         internal_batch_size: int | None = None,
         samples: int = 10,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, internal_batch_size)
+        super().__init__(target_layer, upsample, internal_batch_size, augment=augment)
         self.samples = check_positive_int(samples, "samples")
 
     def channel_weights(

@@ -54,8 +54,8 @@ class ShapleyCAM(GradientCAM):
     of "rest" makes H non-zero.
     """
 
-    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", score: str = "logit") -> None:
-        super().__init__(target_layer, upsample)
+    def __init__(self, target_layer: str | None = None, upsample: UpsampleMode = "bilinear", score: str = "logit", augment: bool = False) -> None:
+        super().__init__(target_layer, upsample, augment=augment)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         self.score = score

@@ -44,8 +44,9 @@ class SmoothGradCAMPlusPlus(LayerExplainer):
         seed: int = 0,
         internal_batch_size: int | None = None,
         reshape: Optional[Reshape] = None,
+        augment: bool = False,
     ) -> None:
-        super().__init__(target_layer, upsample, reshape)
+        super().__init__(target_layer, upsample, reshape, augment=augment)
         check_positive_int(samples, "samples")
         if noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {noise_level!r}")

@@ -68,3 +68,25 @@ def layercam_map(activations: Tensor, gradients: Tensor) -> Tensor:
 def elementwise_gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
     """Element-wise Grad-CAM: `sum_k ReLU(G_k * A_k)` (each product clipped before the channel sum)."""
     return torch.relu(gradients * activations).sum(dim=1)
+
+
+# The weighted activations T (B, K, *s) of the rules whose map is ReLU(sum_k T_k): what `eigen_smooth`
+# projects onto its first principal component instead of summing (pytorch-grad-cam's `get_cam_image`).
+
+
+def gradcam_weighted(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Grad-CAM: `mean_ij(G_k) A_k`."""
+    return spatial_mean(gradients).view(activations.shape[:2] + (1,) * (activations.ndim - 2)) * activations
+
+
+def gradcampp_weighted(activations: Tensor, gradients: Tensor, eps: float) -> Tensor:
+    """Grad-CAM++: `w_k A_k` with the Grad-CAM++ weights."""
+    squared = gradients.pow(2)
+    weights = gradcampp_weights(activations, gradients, squared, squared * gradients, eps)
+    return weights.view(activations.shape[:2] + (1,) * (activations.ndim - 2)) * activations
+
+
+def xgradcam_weighted(activations: Tensor, gradients: Tensor, eps: float) -> Tensor:
+    """XGrad-CAM: `w_k A_k`, w_k = sum_ij(G_k A_k) / (sum_ij A_k + eps)."""
+    weights = spatial_sum(gradients * activations) / (spatial_sum(activations) + eps)
+    return weights.view(activations.shape[:2] + (1,) * (activations.ndim - 2)) * activations
