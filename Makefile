@@ -32,6 +32,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/lrp.py
 	$(BIN)/python benchmarks/high_resolution.py
 	$(BIN)/python benchmarks/floor.py
+	$(BIN)/python benchmarks/hyper_expected_gradcam.py
 
 # The seed papers' claims re-tested (benchmarks/study.py): trains the study's models, writes docs/study.md.
 study: $(STAMP)
