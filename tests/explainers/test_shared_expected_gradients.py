@@ -147,3 +147,19 @@ def test_a_layer_off_the_output_path_is_named() -> None:
     model = TwoBranches().eval()
     with pytest.raises(ValueError, match="does not depend on layer 'unused'"):
         expected_gradients_at_layers(model, ["unused", "used"], X, None, BankBaselines(BANK), 2, 1, "uniform", 0.0, 0, None)
+
+
+def test_hyper_finds_the_frequency_layers_once_per_model_structure(counted: tuple[nn.Module, PassCounter]) -> None:
+    model, counter = counted
+    hyper = HyperExpectedGradCAM("4", baselines=BANK, draws=2, max_stages=1, internal_batch_size=64)
+    first = hyper(model, X, TARGETS)
+    counter.calls = 0
+    again = hyper(model, X, TARGETS)
+    # the shared evaluation (inputs + 6 path points in one chunk) and the neighbourhoods (one chunk of crops
+    # at stage 1: its pass + its path points in one chunk): no pass to find the frequency layers again
+    assert counter.calls == 2 + 2
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    assert hyper.found_frequency_layers(model, X, "4") == ["3"]  # the pool halves the resolution; no ReLU after it
+    model[3] = nn.AvgPool2d(2)  # another module object: found again
+    counter.calls = 0
+    assert hyper.found_frequency_layers(model, X, "4") == ["3"] and counter.calls == 1

@@ -400,6 +400,8 @@ class HyperExpectedGradCAM(Explainer):
         # the bank's activations (at every layer of the shared evaluation; at the target layer for the
         # neighbourhoods), recomputed only when the model, the bank or the layers change
         self._layer_cache, self._neighbourhood_cache = BankActivationCache(), BankActivationCache()
+        self._frequency_key: Optional[tuple] = None
+        self._frequency_names: list[str] = []
 
     def expected_gradcam(self, layer: str) -> ExpectedGradCAM:
         return ExpectedGradCAM(
@@ -411,7 +413,7 @@ class HyperExpectedGradCAM(Explainer):
             raise ValueError(f"HyperExpectedGradCAM explains images (B, C, H, W), got inputs of shape {tuple(inputs.shape)}")
         layer_name = resolve_target_layer(model, self.target_layer)
         size = tuple(inputs.shape[2:])
-        names = self.frequency_layers if self.frequency_layers is not None else frequency_layers(model, inputs, layer_name)
+        names = self.frequency_layers if self.frequency_layers is not None else self.found_frequency_layers(model, inputs, layer_name)
         layer_maps, targets = self.layer_maps(model, [*(name for name in names if name != layer_name), layer_name], inputs, targets)
         target_map = layer_maps[-1]
         parameters = stage_parameters(target_map, size, self.threshold, self.max_stages, self.stages)
@@ -422,6 +424,14 @@ class HyperExpectedGradCAM(Explainer):
         frequency = F.interpolate(frequency.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1).clamp_min(0)
         peak = target_map.flatten(1).amax(dim=1).view(-1, 1, 1)
         return fuse(supermaps, parameters.stages, frequency) * peak
+
+    def found_frequency_layers(self, model: nn.Module, inputs: Tensor, layer_name: str) -> list[str]:
+        """`frequency_layers`, found by one forward pass the first time and kept for the same model structure
+        (the same module objects), target layer and input shape."""
+        key = (id(model), tuple(id(module) for module in model.modules()), layer_name, tuple(inputs.shape[1:]), inputs.dtype)
+        if self._frequency_key != key:
+            self._frequency_names, self._frequency_key = frequency_layers(model, inputs, layer_name), key
+        return list(self._frequency_names)
 
     def layer_maps(self, model: nn.Module, layers: Sequence[str], inputs: Tensor, targets: Optional[Tensor]) -> tuple[list[Tensor], Optional[Tensor]]:
         """Expected Grad-CAM of each layer at its resolution `[(B, h_l, w_l)]` (layers shallow to deep) from one
