@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 quickstart: $(STAMP)
 	$(BIN)/lit-xai fit --config configs/quickstart.yaml
 
+# The suite in parallel (pytest-xdist, one worker per core; TEST_WORKERS=0 runs it in one process). Tests
+# that spawn DDP processes carry @pytest.mark.xdist_group("ddp"): --dist loadgroup runs them one after
+# another on one worker while the other workers take the rest.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
@@ -32,6 +37,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/lrp.py
 	$(BIN)/python benchmarks/high_resolution.py
 	$(BIN)/python benchmarks/floor.py
+	$(BIN)/python benchmarks/hyper_expected_gradcam.py
 
 # The seed papers' claims re-tested (benchmarks/study.py): trains the study's models, writes docs/study.md.
 study: $(STAMP)

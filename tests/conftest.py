@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a pytest-xdist worker (`make test`), torch runs `LIT_XAI_TEST_THREADS` intra-op threads (default 1):
+    the workers already fill the cores, and more threads per worker made the suite slower (docs/benchmarks.md)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(int(os.environ.get("LIT_XAI_TEST_THREADS", "1")))
 
 
 class HandModel(nn.Module):
@@ -55,6 +63,46 @@ class SmallNet(nn.Module):
 def small_net() -> SmallNet:
     torch.manual_seed(0)
     return SmallNet()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One temporary folder per pytest run, shared by its xdist workers (the parent of each worker's own
+    base folder): models trained for several test files are trained once and saved there
+    (`tests.shapes_helpers.trained_once`)."""
+    from tests.shapes_helpers import SHARED_FOLDER
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    previous = os.environ.get(SHARED_FOLDER)
+    os.environ[SHARED_FOLDER] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(SHARED_FOLDER, None)
+    else:
+        os.environ[SHARED_FOLDER] = previous
+
+
+DDP_GROUP = "ddp"
+
+
+@pytest.fixture(autouse=True)
+def spawning_tests_are_grouped(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that spawns processes (Lightning's ddp_spawn calls `torch.multiprocessing.start_processes`)
+    must carry `@pytest.mark.xdist_group("ddp")`, so that `make test` (-n auto --dist loadgroup) runs such
+    tests one at a time on one worker; without the mark it fails here, saying so."""
+    marks = [mark.args[0] if mark.args else mark.kwargs.get("name") for mark in request.node.iter_markers("xdist_group")]
+    if DDP_GROUP in marks:
+        return
+    import torch.multiprocessing as mp
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            f"{request.node.nodeid} spawns processes (DDP) but has no @pytest.mark.xdist_group({DDP_GROUP!r}); add the mark so "
+            "that the parallel suite (make test) runs it on the worker that runs the other DDP tests, one at a time"
+        )
+
+    monkeypatch.setattr(mp, "start_processes", refuse)
 
 
 @pytest.fixture(scope="session", autouse=True)

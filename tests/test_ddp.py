@@ -37,6 +37,7 @@ def validate(devices: int, count_dir: Path) -> dict[str, float]:
     return values
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
     single_dir.mkdir()
@@ -100,6 +101,7 @@ def metric_values(devices: int) -> dict[str, float]:
     return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("metric/")}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_metrics_sync_two_processes_equal_one() -> None:
     single, double = metric_values(1), metric_values(2)
     assert len(single) == 6 and set(double) == set(single)
@@ -107,6 +109,7 @@ def test_metrics_sync_two_processes_equal_one() -> None:
         assert double[key] == pytest.approx(value, abs=1e-6), key
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_model_randomization_similarity_two_processes_equal_one() -> None:
     from tests.helpers import RandomizationModule
 
@@ -123,6 +126,7 @@ def test_model_randomization_similarity_two_processes_equal_one() -> None:
     assert values[1] == pytest.approx(values[0], abs=1e-6)
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_cli_validate_on_two_processes_exits_0_without_sync_dist_warnings(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """`lit-xai validate` with 2 spawned gloo processes: the xai values (synchronised by torchmetrics) are
     logged without Lightning's "use sync_dist=True" warning (the workers write to the captured stderr),

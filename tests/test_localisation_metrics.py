@@ -368,6 +368,7 @@ def validate(devices: int) -> dict[str, float]:
     return {key: value.item() for key, value in run.callback_metrics.items()}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_equal_one_and_the_direct_computation() -> None:
     data = localisation_data()
     saliency, masks, boxes = data.tensors

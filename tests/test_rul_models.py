@@ -37,6 +37,7 @@ def validate(devices: int) -> dict[str, float]:
     return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("val/")}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_val_metrics_by_hand_and_two_processes_equal_one() -> None:
     single = validate(1)
     model, data = TinyRULRegressor().eval(), TinyRULData()

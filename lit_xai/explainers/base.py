@@ -16,6 +16,7 @@ device, raw (not min-max normalised). The call:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,5 +145,29 @@ class Explainer(abc.ABC):
         """Compute the raw saliency of `inputs` for `targets` (see the class docstring)."""
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.startswith("_"))
-        return f"{type(self).__name__}({params})"
+        return constructor_repr(self)
+
+
+def argument_repr(value: object) -> str:
+    """`repr` of a constructor argument for logs and configs: a tensor by its shape and dtype (and device
+    when not the CPU), never its values (a baseline bank holds millions); lists, tuples and dicts element by
+    element; dataclass instances (e.g. diagnostics) field by field; anything else by its own `repr`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ", ".join(f"{field.name}={argument_repr(getattr(value, field.name))}" for field in dataclasses.fields(value))
+        return f"{type(value).__name__}({fields})"
+    if isinstance(value, Tensor):
+        device = "" if value.device.type == "cpu" else f", device='{value.device}'"
+        return f"Tensor(shape={tuple(value.shape)}, dtype={value.dtype}{device})"
+    if isinstance(value, list):
+        return "[" + ", ".join(argument_repr(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(argument_repr(item) for item in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {argument_repr(item)}" for key, item in value.items()) + "}"
+    return repr(value)
+
+
+def constructor_repr(obj: object) -> str:
+    """`Name(key=value, ...)` over the object's public attributes, each by `argument_repr`."""
+    params = ", ".join(f"{key}={argument_repr(value)}" for key, value in vars(obj).items() if not key.startswith("_"))
+    return f"{type(obj).__name__}({params})"

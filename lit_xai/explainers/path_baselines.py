@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lit_xai.explainers.base import constructor_repr
 from lit_xai.explainers.seeding import pair_generator
 
 
@@ -29,6 +30,9 @@ class BaselineSource(abc.ABC):
     def draw_pairs(self, inputs: Tensor, samples: Tensor, draws: Tensor, seeds: list[int]) -> Tensor:
         """Baselines `(n, *shape)` for (sample, draw number) pairs; `seeds[b]` is sample b's seed."""
         raise TypeError(f"{type(self).__name__} draws from a bank; use bank()")
+
+    def __repr__(self) -> str:
+        return constructor_repr(self)  # a bank by its shape and dtype, not its values
 
 
 class BankBaselines(BaselineSource):

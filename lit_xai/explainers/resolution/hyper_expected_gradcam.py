@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
-from lit_xai.chunking import automatic_chunk_size, check_internal_batch_size, index_chunks
+from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.cam.expected_gradcam import Baselines, ExpectedGradCAM
-from lit_xai.explainers.expected_gradients import ALPHAS
-from lit_xai.explainers.gradients import forward_with_activations
+from lit_xai.explainers.expected_gradients import ALPHAS, BankActivationCache, expected_gradients_at_layers
 from lit_xai.explainers.layers import get_layer, resolve_target_layer
-from lit_xai.targets import model_outputs, resolve_targets
+from lit_xai.explainers.path_baselines import as_baseline_source
+from lit_xai.targets import model_outputs
 
 HIGH_PASSES = ("laplacian", "fft")
 
@@ -151,12 +151,15 @@ def explain_neighbourhoods(
     internal_batch_size: Optional[int],
 ) -> Tensor:
     """Expected Grad-CAM layer maps `(N, h, w)` of the neighbourhoods (sample[i], boxes[i]), each presented to
-    the model at the input's own size; neighbourhoods run as chunked batches (`lit_xai.chunking`)."""
+    the model at the input's own size. The crops are made a chunk at a time (`lit_xai.chunking`: as many
+    as one pass takes, so memory holds one chunk of crops), and each chunk is one Expected Grad-CAM
+    evaluation whose path points are chunked by `internal_batch_size` (None: automatically, for all of the
+    chunk's crops together rather than crop by crop)."""
     maps = []
     like = inputs[:1]
+    egc.internal_batch_size = internal_batch_size
     for chunk in index_chunks(len(sample), internal_batch_size, like, inputs.shape[0]):
         crops = crop_and_upscale(inputs, sample[chunk], boxes[chunk])
-        egc.internal_batch_size = len(chunk)
         maps.append(egc.layer_map(model, layer_name, crops, None if targets is None else targets[sample[chunk]]).detach())
     return torch.cat(maps)
 
@@ -211,7 +214,8 @@ def feature_dependency_supermaps(
 def frequency_layers(model: nn.Module, inputs: Tensor, target_layer: str) -> list[str]:
     """The "1 + 1" policy: leaf layers that run before `target_layer` (and are not inside it) whose output's
     spatial size differs from their input's, each followed by the next layer to run when it is a ReLU;
-    shallow to deep. Layers that run more than once per forward pass (shared modules) are skipped."""
+    shallow to deep. Layers that run more than once per forward pass (shared modules) are skipped. The
+    choice depends on the model and the input's shape only, so one sample of `inputs` is run through it."""
     get_layer(model, target_layer)
     events: list[tuple[str, nn.Module, tuple[int, ...] | None, tuple[int, ...] | None]] = []
 
@@ -226,7 +230,7 @@ def frequency_layers(model: nn.Module, inputs: Tensor, target_layer: str) -> lis
             if name and (name == target_layer or not any(True for _ in module.children())):
                 hook = module.register_forward_hook(lambda m, a, o, name=name: record(name, m, a, o))
                 stack.callback(hook.remove)
-        model_outputs(model, inputs)
+        model_outputs(model, inputs[:1])
     runs: dict[str, int] = {}
     for name, *_ in events:
         runs[name] = runs.get(name, 0) + 1
@@ -348,7 +352,13 @@ class HyperExpectedGradCAM(Explainer):
     Args:
         target_layer: as for Expected Grad-CAM.   baselines, draws, alphas, noise_std, seed: Expected
             Grad-CAM's (each neighbourhood and layer map uses `draws` draws, seeded per neighbourhood).
-        internal_batch_size: neighbourhoods per chunk (each costs `draws` path points); None = automatic.
+        internal_batch_size: path points per forward pass (and neighbourhoods cropped at a time); None =
+            automatic (`lit_xai.chunking`).
+
+    Cost: one Expected Grad-CAM evaluation shared by the frequency layers and the target layer (the same
+    path points, one forward pass per chunk capturing every layer, one backward pass to the shallowest),
+    then one Expected Grad-CAM of the target layer over all neighbourhoods (N crops x `draws` path points,
+    batched across samples and stages): about (draws + 1) x (B + N) passes of an image.
     """
 
     def __init__(
@@ -387,33 +397,49 @@ class HyperExpectedGradCAM(Explainer):
         self.threshold, self.max_stages, self.stages, self.stride = threshold, max_stages, stages, stride
         self.frequency_layers, self.high_pass, self.cutoff = frequency_layers, high_pass, cutoff
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
+        # the bank's activations (at every layer of the shared evaluation; at the target layer for the
+        # neighbourhoods), recomputed only when the model, the bank or the layers change
+        self._layer_cache, self._neighbourhood_cache = BankActivationCache(), BankActivationCache()
+        self._frequency_key: Optional[tuple] = None
+        self._frequency_names: list[str] = []
 
     def expected_gradcam(self, layer: str) -> ExpectedGradCAM:
         return ExpectedGradCAM(
-            layer, "none", self.baselines, self.draws, 1, self.alphas, self.noise_std, internal_batch_size=64, seed=self.seed
+            layer, "none", self.baselines, self.draws, 1, self.alphas, self.noise_std, internal_batch_size=self.internal_batch_size, seed=self.seed
         )
 
     def explain(self, model: nn.Module, inputs: Tensor, targets: Optional[Tensor]) -> Tensor:
         if inputs.ndim != 4:
             raise ValueError(f"HyperExpectedGradCAM explains images (B, C, H, W), got inputs of shape {tuple(inputs.shape)}")
         layer_name = resolve_target_layer(model, self.target_layer)
-        with torch.no_grad():
-            outputs, _ = forward_with_activations(model, layer_name, inputs)
-        targets = resolve_targets(outputs, targets)
         size = tuple(inputs.shape[2:])
-        names = self.frequency_layers if self.frequency_layers is not None else frequency_layers(model, inputs, layer_name)
-        layer_maps = [self.layer_map(model, name, inputs, targets) for name in [*names, layer_name]]
+        names = self.frequency_layers if self.frequency_layers is not None else self.found_frequency_layers(model, inputs, layer_name)
+        layer_maps, targets = self.layer_maps(model, [*(name for name in names if name != layer_name), layer_name], inputs, targets)
         target_map = layer_maps[-1]
         parameters = stage_parameters(target_map, size, self.threshold, self.max_stages, self.stages)
         egc = self.expected_gradcam(layer_name)
+        egc._cache = self._neighbourhood_cache  # the bank's target-layer activations, kept between calls
         supermaps = feature_dependency_supermaps(model, layer_name, inputs, targets, parameters, egc, self.stride, self.internal_batch_size)
         frequency = frequency_decomposition(layer_maps, self.high_pass, self.cutoff)
         frequency = F.interpolate(frequency.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1).clamp_min(0)
         peak = target_map.flatten(1).amax(dim=1).view(-1, 1, 1)
         return fuse(supermaps, parameters.stages, frequency) * peak
 
-    def layer_map(self, model: nn.Module, layer: str, inputs: Tensor, targets: Optional[Tensor]) -> Tensor:
-        """Expected Grad-CAM of one layer at its resolution `(B, h, w)`."""
-        egc = self.expected_gradcam(layer)
-        egc.internal_batch_size = self.internal_batch_size or automatic_chunk_size(inputs)
-        return egc.layer_map(model, layer, inputs, targets).detach()
+    def found_frequency_layers(self, model: nn.Module, inputs: Tensor, layer_name: str) -> list[str]:
+        """`frequency_layers`, found by one forward pass the first time and kept for the same model structure
+        (the same module objects), target layer and input shape."""
+        key = (id(model), tuple(id(module) for module in model.modules()), layer_name, tuple(inputs.shape[1:]), inputs.dtype)
+        if self._frequency_key != key:
+            self._frequency_names, self._frequency_key = frequency_layers(model, inputs, layer_name), key
+        return list(self._frequency_names)
+
+    def layer_maps(self, model: nn.Module, layers: Sequence[str], inputs: Tensor, targets: Optional[Tensor]) -> tuple[list[Tensor], Optional[Tensor]]:
+        """Expected Grad-CAM of each layer at its resolution `[(B, h_l, w_l)]` (layers shallow to deep) from one
+        shared evaluation (`expected_gradients_at_layers`: the same path points, one forward pass per chunk
+        capturing every layer, one backward pass to the shallowest), and the targets it resolved."""
+        egc = self.expected_gradcam(layers[-1])
+        results = expected_gradients_at_layers(
+            model, layers, inputs, targets, as_baseline_source(self.baselines), self.draws, 1, self.alphas, self.noise_std,
+            self.seed, self.internal_batch_size, cache=self._layer_cache,
+        )
+        return [egc.group_maps(result).detach() for result in results], results[-1].targets

@@ -18,23 +18,19 @@ from lit_xai.explainers import AttentionRollout, GradCAM, HeadDecomposition, LeG
 from lit_xai.explainers.registry import default_explainers
 from lit_xai.metrics.localisation import EnergyPointingGame, PointingGame
 from lit_xai.models import ImageClassifier
-from tests.shapes_helpers import single_thread
+from tests.shapes_helpers import fit_quietly, seeded, single_thread, trained_once
 
 
 @functools.lru_cache(maxsize=1)
 def trained_vit() -> tuple[ImageClassifier, float]:
-    """vit_tiny (width 32) after 3 epochs on 1,500 training shapes, in eval mode, and its validation accuracy."""
+    """vit_tiny (width 32) after 3 epochs on 1,500 training shapes, in eval mode, and its validation accuracy
+    (trained once per pytest run, `trained_once`)."""
     data = ShapesDataModule(train_size=1500, val_size=400, test_size=64, batch_size=32, seed=0)
-    with single_thread(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pl.seed_everything(0, verbose=False)
-        model = ImageClassifier(num_classes=data.num_classes, input_shape=data.input_shape, backbone="vit_tiny", width=32, lr=3e-3)
-        trainer = pl.Trainer(
-            max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=3,
-        )
-        trainer.fit(model, data)
-    return model.eval(), trainer.callback_metrics["val/acc"].item()
+    build = seeded(
+        lambda: ImageClassifier(num_classes=data.num_classes, input_shape=data.input_shape, backbone="vit_tiny", width=32, lr=3e-3)
+    )
+    model, accuracy = trained_once("shapes_vit_tiny", build, lambda model: fit_quietly(model, data, epochs=3))  # type: ignore[arg-type]
+    return model.eval(), accuracy  # type: ignore[return-value]
 
 
 def localisation(explainer, model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
