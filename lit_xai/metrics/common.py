@@ -75,9 +75,12 @@ class PerImageMean(Metric):
         """Accumulate per-image values `(B,)`."""
         values = values.double().to(self.total.device)
         self.last_values = values.detach()
-        self.total += values.sum()
-        self.total_sq += values.square().sum()
-        self.count += values.numel()
+        # states are replaced, never changed in place (`+=`): under CPU `ddp_spawn` a metric that lives on the
+        # LightningModule reaches every worker with its state tensors in one shared memory block, so an in-place
+        # sum would add every process's values into all of them and the synchronisation would add them again
+        self.total = self.total + values.sum()
+        self.total_sq = self.total_sq + values.square().sum()
+        self.count = self.count + values.numel()
 
     def compute(self) -> Tensor:
         return (self.total / self.count).float() if self.count > 0 else torch.tensor(math.nan)

@@ -262,8 +262,9 @@ class ModelRandomizationSimilarity(Metric):
                 "use one model architecture per metric (or reset() it)"
             )
         self.layer_names = names
-        self.similarity_sum += steps.to(self.similarity_sum.device)
-        self.count += inputs.shape[0]
+        # states replaced, not changed in place (see PerImageMean.add_values: CPU ddp_spawn shares them)
+        self.similarity_sum = self.similarity_sum + steps.to(self.similarity_sum.device)
+        self.count = self.count + inputs.shape[0]
 
     def compute(self) -> Tensor:
         """Mean similarity after the last cascade step (every listed layer random)."""
