@@ -1,0 +1,49 @@
+"""Modules and models for the fault-injection tests (importable by spawned DDP workers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from tests.helpers import TinyModule, destroy_gloo_group_at_exit
+
+
+class MetricStateModule(TinyModule):
+    """lit-xai metrics held by the LightningModule (what users do), updated in `validation_step`; at the
+    epoch's end it logs each metric's synchronised image count, sum and standard error (numbers that an
+    in-place update of spawn-shared states would double, unlike the means)."""
+
+    def setup(self, stage: str) -> None:
+        destroy_gloo_group_at_exit()
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lit_xai.metrics import AverageDrop, Deletion, Insertion, NASAScore, WeakLocalization
+
+        self.metrics = nn.ModuleDict({"insertion": Insertion(steps=4), "deletion": Deletion(steps=4), "ad": AverageDrop()})
+        self.nasa = NASAScore()
+        self.metrics["localisation"] = WeakLocalization()
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, labels = batch
+        saliency = inputs.abs().sum(1)
+        for name, metric in self.metrics.items():
+            if name == "localisation":
+                masks = torch.zeros_like(saliency, dtype=torch.bool)
+                masks[:, 2:6, 2:6] = True
+                metric.update(saliency, masks)
+            else:
+                metric.update(self, inputs, saliency, labels)
+        self.nasa.update(self(inputs).max(dim=1).values * 10, labels.double() * 10)
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metric in self.metrics.items():
+            with metric.sync_context(should_unsync=True):
+                count, total = float(metric.count), float(metric.total)
+                curve = float(metric.curve_sum.sum()) if hasattr(metric, "curve_sum") else float(getattr(metric, "iou_sum", 0.0))
+            self.log(f"state/{name}/count", count, sync_dist=True)
+            self.log(f"state/{name}/total", total, sync_dist=True)
+            self.log(f"state/{name}/curve_sum", curve, sync_dist=True)
+            self.log(f"state/{name}/se", float(metric.standard_error()), sync_dist=True)
+            self.log(f"state/{name}/mean", float(metric.compute()), sync_dist=True)
+        self.log("state/nasa", float(self.nasa.compute()), sync_dist=True)
