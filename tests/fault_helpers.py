@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tests.helpers import TinyModule, destroy_gloo_group_at_exit
+from tests.helpers import RecordingGradCAM, TinyModule, destroy_gloo_group_at_exit
 
 
 class MetricStateModule(TinyModule):
@@ -47,3 +47,38 @@ class MetricStateModule(TinyModule):
             self.log(f"state/{name}/se", float(metric.standard_error()), sync_dist=True)
             self.log(f"state/{name}/mean", float(metric.compute()), sync_dist=True)
         self.log("state/nasa", float(self.nasa.compute()), sync_dist=True)
+
+
+class FlakyGradCAM(RecordingGradCAM):
+    """Grad-CAM that raises on the calls numbered in `fail_calls` (1-based, counted per process), on the
+    ranks in `ranks` (None: every rank): an explainer that fails mid-round, or on one rank only."""
+
+    def __init__(self, fail_calls: tuple[int, ...], ranks: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.fail_calls, self.ranks, self.calls = fail_calls, ranks, 0
+
+    def __call__(self, model, inputs, targets=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        if self.calls in self.fail_calls and (self.ranks is None or rank in self.ranks):
+            raise RuntimeError(f"flaky on call {self.calls}")
+        return super().__call__(model, inputs, targets)
+
+
+class DivergingModule(TinyModule):
+    """Outputs NaN outside training (validation, test) from epoch `epoch` on, on the ranks in `ranks`
+    (None: every rank); training steps stay finite, as a model that diverges shows it at validation."""
+
+    def setup(self, stage: str) -> None:
+        destroy_gloo_group_at_exit()
+
+    def __init__(self, epochs: tuple[int, ...] = (1,), ranks: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.nan_epochs, self.nan_ranks = epochs, ranks
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs = self.net(x)
+        diverged = not self.training and self.current_epoch in self.nan_epochs
+        if diverged and (self.nan_ranks is None or self.global_rank in self.nan_ranks):
+            return outputs * float("nan")
+        return outputs

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
 
+from lit_xai.callbacks.faults import DIVERGED_KEY, anywhere, diverged_message, model_diverged, unreported
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
@@ -185,6 +186,7 @@ class ExplainerCallback(pl.Callback):
         self._test_seen = 0
         self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
         self._progress: ExplainProgress | None = None
+        self._diverged = False  # the model's outputs held NaN or inf this round (lit_xai.callbacks.faults)
         self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
     # ---- Lightning hooks -------------------------------------------------------------------------
@@ -205,15 +207,18 @@ class ExplainerCallback(pl.Callback):
             return
         self._start_round(pl_module)
         batch = self._probe_batch(trainer, pl_module)
-        share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
-        self._plan_budget(share)
-        self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
-        if len(batch.inputs):
-            with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
-                self._explain(pl_module, batch, keep=self.log_images)
-        self._progress.close()
+        with trainer.precision_plugin.forward_context():  # every rank decides alike (lit_xai.callbacks.faults)
+            self._diverged = anywhere(trainer, model_diverged(pl_module, batch.inputs), pl_module.device)
+        if not self._diverged:
+            share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
+            self._plan_budget(share)
+            self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
+            if len(batch.inputs):
+                with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
+                    self._explain(pl_module, batch, keep=self.log_images)
+            self._progress.close()
         self._finish_round(trainer, pl_module, "validate")
-        if trainer.is_global_zero and self.log_images and len(batch.inputs):
+        if trainer.is_global_zero and self.log_images and len(batch.inputs) and not self._diverged:
             self._draw(trainer, batch.inputs[: self.log_images], batch.labels, "validate")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -228,7 +233,10 @@ class ExplainerCallback(pl.Callback):
         parts = split_batch(batch)
         if self.limit_test_samples is not None:
             parts = parts.head(max(self.limit_test_samples - self._test_seen, 0))
-        if len(parts.inputs):
+        if len(parts.inputs) and not self._diverged:
+            with trainer.precision_plugin.forward_context():
+                self._diverged = model_diverged(pl_module, parts.inputs)  # reduced across ranks in _finish_round
+        if len(parts.inputs) and not self._diverged:
             keep = self.log_images if self._test_seen == 0 else 0
             self._test_seen += len(parts.inputs)
             with trainer.precision_plugin.forward_context():
@@ -245,10 +253,10 @@ class ExplainerCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         if log_dir is not None:
-            write_results(self.results["test"], log_dir)
+            write_results(self.results["test"], log_dir, failed=self.errors)
             write_scores({k: v for k, v in self.scores["test"].items() if k not in self.errors}, log_dir)
         header, rows = table_rows(self.results["test"])
-        log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
+        log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"], failed=self.errors))
         if self.log_images and self._first_test_inputs is not None:
             self._draw(trainer, *self._first_test_inputs, "test")
 
@@ -308,6 +316,7 @@ class ExplainerCallback(pl.Callback):
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
         self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
+        self._diverged = False
         self._values = {name: {} for name in self.metrics}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
@@ -369,13 +378,20 @@ class ExplainerCallback(pl.Callback):
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every rank computes every metric and curve and joins the same reductions (the collectives must
-        match); failures and speeds are synchronised so that every rank logs and plans alike."""
+        match); failures, divergence and speeds are synchronised so that every rank logs and plans alike.
+        An explainer that failed anywhere (on any rank, on any batch) logs its flag only and its row is NaN;
+        a round where the model diverged logs `xai/diverged` only (`lit_xai.callbacks.faults`)."""
         names = list(self.metrics)
         local = torch.tensor(
-            [[float(name in self.errors), self._seconds.get(name, 0.0) / max(self._samples.get(name, 0), 1)] for name in names],
+            [[float(name in self.errors), self._seconds.get(name, 0.0) / max(self._samples.get(name, 0), 1), float(self._diverged)] for name in names],
             dtype=torch.float64, device=pl_module.device,
-        ).view(len(names), 2)
-        failed_anywhere, speed = trainer.strategy.reduce(local, reduce_op="max").unbind(dim=1) if trainer.world_size > 1 else local.unbind(dim=1)
+        ).view(len(names), 3)
+        reduced = trainer.strategy.reduce(local, reduce_op="max") if trainer.world_size > 1 else local
+        failed_anywhere, speed, diverged = reduced.unbind(dim=1)
+        self._diverged = bool(diverged.max() > 0) if names else self._diverged
+        if self._diverged:
+            rank_zero_warn(diverged_message(stage, trainer.current_epoch))
+            log_synchronised(pl_module, DIVERGED_KEY, 1.0)
         results: Results = {}
         self._curves = {}
         for index, name in enumerate(names):
@@ -391,17 +407,20 @@ class ExplainerCallback(pl.Callback):
             row["seconds_per_sample"] = self._seconds.get(name, 0.0) / samples if samples else math.nan
             if speed[index] > 0:
                 self._speed[name] = float(speed[index])
+            if failed_anywhere[index] > 0:  # partial numbers (the batches or ranks where it ran) are not results
+                row = unreported(row)
+                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
+                if name not in self.errors:
+                    self.errors[name] = "failed on another process (see its warning)"
+            elif self._diverged:
+                row = unreported(row)
             results[name] = row
             for column, value in row.items():
                 if not math.isnan(value) and not column.endswith("_se"):
                     log_synchronised(pl_module, f"xai/{name}/{column}", value)
-            if failed_anywhere[index] > 0:
-                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
-                if name not in self.errors:
-                    self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
         if stage == "test":  # every rank joins the same gathers: explainer and metric names are the same everywhere
-            self.scores[stage] = {
+            self.scores[stage] = {} if self._diverged else {
                 name: {key: gather_values(self._values.get(name, {}).get(key, []), pl_module.device, trainer.world_size) for key in self.metrics[name]}
                 for name in names
             }
