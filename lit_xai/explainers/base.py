@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from lit_xai.chunking import retry_out_of_memory
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import check_targets
 
@@ -58,6 +59,7 @@ class Explainer(abc.ABC):
     (or `(B, C, *spatial)` for input-space methods with `reduce="none"`).
     """
 
+    @retry_out_of_memory  # halves the chunks and runs again on out of memory (lit_xai.chunking)
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> Tensor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from lit_xai.chunking import index_chunks
+from lit_xai.chunking import index_chunks, retry_out_of_memory
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import check_targets, model_outputs, resolve_targets, target_probabilities
 
@@ -63,6 +63,13 @@ class PerImageMean(Metric):
 
     is_differentiable = False
     full_state_update = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's `update` halves its chunks and runs again on out of memory (`lit_xai.chunking`);
+        updates add to the states only after their last model pass, so a retried update counts once."""
+        super().__init_subclass__(**kwargs)
+        if "update" in cls.__dict__:
+            cls.update = retry_out_of_memory(cls.__dict__["update"])  # type: ignore[method-assign]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

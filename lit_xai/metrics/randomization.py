@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.chunking import retry_out_of_memory
 from lit_xai.explainers.base import check_inputs
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import check_targets, model_outputs, resolve_targets
@@ -233,6 +234,7 @@ class ModelRandomizationSimilarity(Metric):
                 raise ValueError(f"layer {name!r} of {type(model).__name__} has no parameters to re-initialise")
         return list(self.layers)
 
+    @retry_out_of_memory  # halves the chunks and runs again on out of memory (lit_xai.chunking)
     def update(self, model: nn.Module, inputs: Tensor, targets: Tensor | int | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
