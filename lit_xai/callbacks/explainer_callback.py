@@ -21,6 +21,7 @@ from lit_xai.callbacks.faults import DIVERGED_KEY, anywhere, diverged_message, m
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
+from lit_xai.callbacks.resume import callback_state, checked_state, reconcile
 from lit_xai.callbacks.results import Results, gather_values, markdown_table, print_results, table_rows, write_results, write_scores
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
@@ -187,6 +188,8 @@ class ExplainerCallback(pl.Callback):
         self._first_test_inputs: tuple[Tensor, Tensor | None] | None = None
         self._progress: ExplainProgress | None = None
         self._diverged = False  # the model's outputs held NaN or inf this round (lit_xai.callbacks.faults)
+        self._resumed: dict[str, Any] | None = None  # a checkpoint's state until the first probe (lit_xai.callbacks.resume)
+        self._dataset_size: int | None = None
         self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
     # ---- Lightning hooks -------------------------------------------------------------------------
@@ -269,10 +272,15 @@ class ExplainerCallback(pl.Callback):
             print_results(self.results["test"], "explainer faithfulness (test)", self.errors)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"probe_indices": None if self.probe_indices is None else self.probe_indices.tolist()}
+        """The probe, what it was drawn with, the explainers and their speeds (`lit_xai.callbacks.resume`)."""
+        names = list(self.explainers) if self.explainers is not None else list(self._speed)
+        return callback_state(self.probe_indices, self.probe_size, self.probe_seed, self._dataset_size, names, self._speed)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        indices = state_dict.get("probe_indices")
+        """Check the saved state (a ValueError names a corrupt key); it is reconciled with this run's settings
+        when the first probe is read, with one warning saying what was kept and what was re-drawn."""
+        self._resumed = checked_state(state_dict, f"checkpoint['callbacks'][{self.state_key!r}]")
+        indices = self._resumed["probe_indices"]
         self.probe_indices = None if indices is None else torch.tensor(indices, dtype=torch.long)
 
     # ---- the work ---------------------------------------------------------------------------------
@@ -298,8 +306,14 @@ class ExplainerCallback(pl.Callback):
         dataset = getattr(loader, "dataset", None)
         if dataset is None or not hasattr(dataset, "__len__"):
             raise TypeError("ExplainerCallback needs a validation DataLoader over a map-style dataset (with __len__) to draw its probe")
-        if self.probe_indices is None or int(self.probe_indices.max()) >= len(dataset):
+        if self._resumed is not None:  # the checkpoint's state, reconciled with this run's settings
+            self.probe_indices, self._speed, message = reconcile(self._resumed, self.probe_size, self.probe_seed, len(dataset), list(self.explainers or {}))
+            self._resumed = None
+            if message is not None:
+                rank_zero_warn(message)
+        if self.probe_indices is None:
             self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed, dataset_labels(dataset))
+        self._dataset_size = len(dataset)
         share = self.probe_indices[trainer.global_rank :: trainer.world_size].tolist()
         if not share:
             return Batch(torch.empty(0))
