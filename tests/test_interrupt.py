@@ -53,13 +53,13 @@ def test_interrupt_at_any_forward_pass_leaves_no_hook_and_restores_the_flags(nam
     flags = [p.requires_grad for p in model.parameters()]
     inputs = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     explainer = default_explainers(model)[name]
-    explainer(model, inputs)
+    reference = explainer(model, inputs)
     passes = model.calls
     if name in MODEL_FREE:
         assert passes == 0  # nothing to interrupt
         return
     assert passes >= 1
-    points = sorted({1, passes, *range(1, passes + 1, max(1, passes // 6))})
+    points = sorted({1, (passes + 1) // 2, passes})  # the first pass, one inside, the last
     for at in points:
         model.calls, model.at = 0, at
         with pytest.raises(KeyboardInterrupt):
@@ -70,4 +70,4 @@ def test_interrupt_at_any_forward_pass_leaves_no_hook_and_restores_the_flags(nam
         assert all(p.grad is None for p in model.parameters()), name
         assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     model.at = 0
-    torch.testing.assert_close(explainer(model, inputs), explainer(model, inputs))  # still works after the interrupts
+    torch.testing.assert_close(explainer(model, inputs), reference)  # the same map after the interrupts
