@@ -48,7 +48,8 @@ def live_tensors() -> int:
 class MemoryRecorder(pl.Callback):
     """RSS (after a garbage collection) and live tensors at the end of every validation round."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
         self.rss: list[int] = []
         self.tensors: list[int] = []
         self.seconds: list[float] = []
@@ -59,6 +60,8 @@ class MemoryRecorder(pl.Callback):
         self.rss.append(resident_bytes())
         self.seconds.append(time.perf_counter() - self._start)
         self._start = time.perf_counter()
+        if self.verbose:
+            print(f"round {len(self.rss)}: {self.rss[-1] / 2**20:.1f} MiB, {self.tensors[-1]} tensors, {self.seconds[-1]:.1f} s", flush=True)
 
 
 def classic_metrics(steps: int) -> list:
@@ -68,10 +71,10 @@ def classic_metrics(steps: int) -> list:
     ]
 
 
-def run(rounds: int, probe: int, steps: int, directory: str, width: int = 32, log_images: int = 4) -> MemoryRecorder:
+def run(rounds: int, probe: int, steps: int, directory: str, width: int = 32, log_images: int = 4, verbose: bool = False) -> MemoryRecorder:
     """`rounds` epochs of one training batch each, every one followed by an explain round (every registered explainer)."""
     pl.seed_everything(0)
-    recorder = MemoryRecorder()
+    recorder = MemoryRecorder(verbose)
     callback = ExplainerCallback(metrics=classic_metrics(steps), probe_size=probe, log_images=log_images, print_table=False)
     trainer = pl.Trainer(
         max_epochs=rounds, accelerator="cpu", devices=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0,
@@ -94,9 +97,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--probe", type=int, default=64)
     parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as directory:
-        recorder = run(args.rounds, args.probe, args.steps, directory)
+        recorder = run(args.rounds, args.probe, args.steps, directory, verbose=True)
     print(f"# {machine()}; {args.rounds} rounds, probe {args.probe}, every registered explainer, six classic metrics ({args.steps} steps)")
     print("round,rss_mib,live_tensors,seconds")
     for index, (rss, tensors, seconds) in enumerate(zip(recorder.rss, recorder.tensors, recorder.seconds), start=1):
