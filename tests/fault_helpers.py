@@ -82,3 +82,19 @@ class DivergingModule(TinyModule):
         if diverged and (self.nan_ranks is None or self.global_rank in self.nan_ranks):
             return outputs * float("nan")
         return outputs
+
+
+class InterruptedModule(TinyModule):
+    """Once `armed` (by a callback, when the validation epoch ends and the explain round begins), raises
+    KeyboardInterrupt from its forward at the `at`-th pass."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.passes, self.armed = at, 0, False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.armed:
+            self.passes += 1
+            if self.passes == self.at:
+                raise KeyboardInterrupt("Ctrl-C during the explain round")
+        return self.net(x)

@@ -71,3 +71,46 @@ def test_interrupt_at_any_forward_pass_leaves_no_hook_and_restores_the_flags(nam
         assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     model.at = 0
     torch.testing.assert_close(explainer(model, inputs), reference)  # the same map after the interrupts
+
+
+def test_ctrl_c_inside_the_callback_round_leaves_the_module_as_the_round_found_it() -> None:
+    """KeyboardInterrupt from the module's forward during ExplainerCallback's round inside `fit`: Lightning
+    shuts down (SystemExit), and the module has no hook left and the flags it had when the round began."""
+    import signal
+
+    import lightning.pytorch as pl
+
+    from lit_xai.callbacks import ExplainerCallback
+    from lit_xai.explainers import GradCAM, SmoothGradCAMPlusPlus
+    from lit_xai.metrics import Deletion
+    from tests.fault_helpers import InterruptedModule
+    from tests.helpers import TinyData
+
+    class Snapshot(pl.Callback):
+        def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            self.modes = [m.training for m in pl_module.modules()]
+            self.flags = [p.requires_grad for p in pl_module.parameters()]
+            pl_module.armed = True  # type: ignore[assignment]
+
+    # the round's passes: 1 the divergence check, 2 the targets, 3 Grad-CAM, 4 Deletion's perturbed inputs,
+    # 5 SmoothGrad-CAM++'s first chunk, 6 its second chunk of noisy draws
+    for at in (3, 4, 6):
+        snapshot, module = Snapshot(), InterruptedModule(at)
+        callback = ExplainerCallback(
+            {"gradcam": GradCAM(), "smooth": SmoothGradCAMPlusPlus(samples=4, internal_batch_size=4)},
+            metrics=[Deletion(steps=2)], probe_size=4, print_table=False, log_images=0,
+        )
+        run = pl.Trainer(
+            max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, callbacks=[snapshot, callback],
+        )
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            with pytest.raises(SystemExit):  # Lightning's graceful shutdown after a KeyboardInterrupt
+                run.fit(module, TinyData())
+        finally:
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C while it shuts down
+        assert module.passes == at
+        assert hooks(module) == 0
+        assert [m.training for m in module.modules()] == snapshot.modes
+        assert [p.requires_grad for p in module.parameters()] == snapshot.flags
