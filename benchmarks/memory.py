@@ -107,7 +107,11 @@ def main() -> None:
     print("round,rss_mib,live_tensors,seconds")
     for index, (rss, tensors, seconds) in enumerate(zip(recorder.rss, recorder.tensors, recorder.seconds), start=1):
         print(f"{index},{rss / 2**20:.1f},{tensors},{seconds:.2f}")
-    print(f"RSS growth after round 3: {100 * growth(recorder.rss):+.2f} % (goal < 5 %); live tensors {recorder.tensors[2]} -> {recorder.tensors[-1]}")
+    half = len(recorder.rss) // 2
+    print(
+        f"RSS growth after round 3: {100 * growth(recorder.rss):+.2f} % (goal < 5 %); over the last {len(recorder.rss) - half} rounds: "
+        f"{100 * growth(recorder.rss, half):+.2f} %; live tensors {recorder.tensors[2]} -> {recorder.tensors[-1]}"
+    )
 
 
 if __name__ == "__main__":
