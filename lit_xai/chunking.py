@@ -20,14 +20,29 @@ Integrated Gradients), noise draws (SmoothGrad), masks (Score-CAM, RISE), pertur
   (`torch.cuda.reset_peak_memory_stats`).
 * any other device: the caller's batch size.
 
+Out of memory (`torch.OutOfMemoryError`, alias `torch.cuda.OutOfMemoryError`; found through the cause
+chain, as `lit_xai.targets.model_outputs` wraps the model's errors): automatic chunks fill half of the
+memory free when measured, and other tenants of the device move it. Every explainer call
+(`Explainer.__call__`) and every metric update runs under `retry_out_of_memory`: on out of memory it
+halves the largest chunk the failed attempt ran, frees the cached blocks, and runs the whole call
+again (explainers and metric updates are pure until they return: randomness is seeded per pair and
+states are added last); the size that worked is warned once and kept on the explainer or metric
+(`_chunk_limit`) for the rest of the run, capping every later chunk, explicit sizes included. Since a
+result never depends on the chunk size, the maps are those of that size set by hand. An out-of-memory
+error that chunks of one derived input still raise, or one raised before any chunk ran, is re-raised.
+
 A sample's result never depends on how its derived inputs are chunked: randomness is seeded per
 (sample, repeat) pair (`lit_xai.explainers.seeding`), so the chunk size changes speed only.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -61,16 +76,88 @@ def chunk_size_from_memory(peak_bytes: int, items: int, free_bytes: int, fractio
     return int(min(CUDA_MAX_CHUNK, max(1, fraction * free_bytes // per_item)))
 
 
+class _Attempt:
+    """One run of a call under `retry_out_of_memory`: the chunk cap it runs with and the largest chunk it ran."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.largest = limit, 0
+
+
+_running = threading.local()  # the stack of attempts in this thread, innermost last
+
+
+def _attempts() -> list[_Attempt]:
+    if not hasattr(_running, "stack"):
+        _running.stack = []
+    return _running.stack
+
+
+def out_of_memory_error(error: BaseException) -> BaseException | None:
+    """The `torch.OutOfMemoryError` in `error`'s cause / context chain (lit-xai wraps model errors), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, torch.OutOfMemoryError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+Call = TypeVar("Call", bound=Callable[..., Any])
+
+
+def retry_out_of_memory(method: Call) -> Call:
+    """Decorate an explainer's `__call__` or a metric's `update` (see the module docstring): on out of
+    memory, halve the largest chunk that ran, run the call again, warn once with the size that worked and
+    keep it on the object (`_chunk_limit`) for its later calls."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        failed: list[int] = []
+        while True:
+            attempt = _Attempt(getattr(self, "_chunk_limit", None))
+            _attempts().append(attempt)
+            try:
+                result = method(self, *args, **kwargs)
+            except BaseException as error:
+                if out_of_memory_error(error) is None or attempt.largest <= 1:
+                    raise
+                failed.append(attempt.largest)  # leaving the except block frees the failed attempt's tensors
+            else:
+                if failed:
+                    warnings.warn(
+                        f"{type(self).__name__}: out of memory with chunks of {failed[0]} derived inputs a pass; halved and "
+                        f"retried, chunks of at most {self._chunk_limit} worked and are kept for the rest of the run "
+                        f"(internal_batch_size={self._chunk_limit} starts there)",
+                        stacklevel=2,
+                    )
+                return result
+            finally:
+                _attempts().pop()
+            self._chunk_limit = max(1, failed[-1] // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    return guarded  # type: ignore[return-value]
+
+
 def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batch_size: int | None = None) -> Iterator[Tensor]:
     """Consecutive index tensors (on `like`'s device) that together cover `range(total)` once, in order.
 
     `internal_batch_size=None` sizes them automatically for `like` (inputs of the caller's batch, or one
-    item of the derived inputs, `(1, *item)`, with `batch_size` the caller's batch size).
+    item of the derived inputs, `(1, *item)`, with `batch_size` the caller's batch size). Inside a call
+    under `retry_out_of_memory`, no chunk exceeds the size that call learned after an out-of-memory error.
     """
     if internal_batch_size is not None:
         size, measure = check_positive_int(internal_batch_size, "internal_batch_size"), False
     else:
         size, measure = automatic_chunk_size(like, batch_size), like.device.type == "cuda"
+    attempts = _attempts()
+    attempt = attempts[-1] if attempts else None
+    limit = attempt.limit if attempt is not None else None
+    if limit is not None:
+        size = min(size, limit)
     device = like.device
     if measure:
         torch.cuda.synchronize(device)
@@ -79,12 +166,15 @@ def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batc
     start = 0
     while start < total:
         stop = min(start + size, total)
+        if attempt is not None:
+            attempt.largest = max(attempt.largest, stop - start)
         yield torch.arange(start, stop, device=device)
         if measure:
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device) - start_bytes
             free, _ = torch.cuda.mem_get_info(device)
             size, measure = max(size, chunk_size_from_memory(peak, stop - start, free)), False
+            size = size if limit is None else min(size, limit)
         start = stop
 
 

@@ -17,10 +17,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
 
+from lit_xai.callbacks.faults import DIVERGED_KEY, anywhere, diverged_message, outputs_diverged, unreported
 from lit_xai.callbacks.probe import choose_probe, dataset_labels
 from lit_xai.callbacks.process_group import destroy_gloo_group_at_exit, process_group_exists
 from lit_xai.callbacks.progress import ExplainProgress, samples_in_test
 from lit_xai.callbacks.ranking import print_ranking, report_ranking
+from lit_xai.callbacks.resume import callback_state, checked_state, reconcile
 from lit_xai.callbacks.results import Results, gather_values, markdown_table, print_results, table_rows, write_results, write_scores
 from lit_xai.callbacks.visuals import curves_figure, log_figure, log_table, overlay_figure, sample_captions
 from lit_xai.explainers import BankBaselines, Explainer
@@ -209,6 +211,9 @@ class ExplainerCallback(pl.Callback):
         self._test_seen = 0
         self._first_test_inputs: XaiBatch | None = None
         self._progress: ExplainProgress | None = None
+        self._diverged = False  # the model's outputs held NaN or inf this round (lit_xai.callbacks.faults)
+        self._resumed: dict[str, Any] | None = None  # a checkpoint's state until the first probe (lit_xai.callbacks.resume)
+        self._dataset_size: int | None = None
         self._group_existed = process_group_exists()  # a process group made later is Lightning's: destroyed at exit
 
     # ---- Lightning hooks -------------------------------------------------------------------------
@@ -231,15 +236,18 @@ class ExplainerCallback(pl.Callback):
             return
         self._start_round(pl_module)
         batch = self._probe_batch(trainer, pl_module)
-        share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
-        self._plan_budget(share)
-        self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
-        if len(batch.inputs):
-            with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
-                self._explain(pl_module, batch, keep=self.log_images)
-        self._progress.close()
+        with trainer.precision_plugin.forward_context():  # every rank decides alike (lit_xai.callbacks.faults)
+            self._diverged = anywhere(trainer, self._outputs_diverged(pl_module, batch), pl_module.device)
+        if not self._diverged:
+            share = -(-len(self.probe_indices) // trainer.world_size) if self.probe_indices is not None else len(batch.inputs)
+            self._plan_budget(share)
+            self._progress = ExplainProgress(trainer, len(batch.inputs) * len(set(self.explainers or {}) - set(self.skipped)))
+            if len(batch.inputs):
+                with trainer.precision_plugin.forward_context():  # autocast under bf16-mixed / 16-mixed
+                    self._explain(pl_module, batch, keep=self.log_images)
+            self._progress.close()
         self._finish_round(trainer, pl_module, "validate")
-        if trainer.is_global_zero and self.log_images and len(batch.inputs):
+        if trainer.is_global_zero and self.log_images and len(batch.inputs) and not self._diverged:
             self._draw(trainer, batch.head(self.log_images), "validate")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -254,7 +262,10 @@ class ExplainerCallback(pl.Callback):
         parts = self._read(batch)
         if self.limit_test_samples is not None:
             parts = parts.head(max(self.limit_test_samples - self._test_seen, 0))
-        if len(parts.inputs):
+        if len(parts.inputs) and not self._diverged:
+            with trainer.precision_plugin.forward_context():
+                self._diverged = self._outputs_diverged(pl_module, parts)  # reduced across ranks in _finish_round
+        if len(parts.inputs) and not self._diverged:
             keep = self.log_images if self._test_seen == 0 else 0
             self._test_seen += len(parts.inputs)
             with trainer.precision_plugin.forward_context():
@@ -271,10 +282,10 @@ class ExplainerCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         if log_dir is not None:
-            write_results(self.results["test"], log_dir)
+            write_results(self.results["test"], log_dir, failed=self.errors)
             write_scores({k: v for k, v in self.scores["test"].items() if k not in self.errors}, log_dir)
         header, rows = table_rows(self.results["test"])
-        log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"]))
+        log_table(trainer, "xai/results", header, rows, markdown_table(self.results["test"], failed=self.errors))
         ranked = {k: v for k, v in self.scores["test"].items() if k not in self.errors}
         self.ranking = report_ranking(trainer, ranked, self.metric_templates, self.alpha, log_dir, draw=self.log_images > 0)
         if self.log_images and self._first_test_inputs is not None:
@@ -291,10 +302,15 @@ class ExplainerCallback(pl.Callback):
                 print_ranking(self.ranking)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"probe_indices": None if self.probe_indices is None else self.probe_indices.tolist()}
+        """The probe, what it was drawn with, the explainers and their speeds (`lit_xai.callbacks.resume`)."""
+        names = list(self.explainers) if self.explainers is not None else list(self._speed)
+        return callback_state(self.probe_indices, self.probe_size, self.probe_seed, self._dataset_size, names, self._speed)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        indices = state_dict.get("probe_indices")
+        """Check the saved state (a ValueError names a corrupt key); it is reconciled with this run's settings
+        when the first probe is read, with one warning saying what was kept and what was re-drawn."""
+        self._resumed = checked_state(state_dict, f"checkpoint['callbacks'][{self.state_key!r}]")
+        indices = self._resumed["probe_indices"]
         self.probe_indices = None if indices is None else torch.tensor(indices, dtype=torch.long)
 
     # ---- the work ---------------------------------------------------------------------------------
@@ -305,6 +321,22 @@ class ExplainerCallback(pl.Callback):
             metric.output = self.output if self.output is not None else metric.output
             metric.channel_dim = self.channel_dim if self.channel_dim != 1 else metric.channel_dim
         return metric
+
+    def _outputs_diverged(self, pl_module: pl.LightningModule, batch: XaiBatch) -> bool:
+        """This process's verdict on the batch: the model's outputs (read through the shared mechanism) hold NaN
+        or inf. A pass that fails is not a divergence: the target pass reports it, as explainer failures are."""
+        if not len(batch.inputs):
+            return False
+        try:
+            return outputs_diverged(self._batch_outputs(pl_module, batch))
+        except Exception:
+            return False
+
+    def _batch_outputs(self, pl_module: pl.LightningModule, batch: XaiBatch) -> Tensor:
+        """The module's outputs on the batch through `lit_xai.targets` (extra inputs, layout, output rule)."""
+        channel_dim = check_channel_dim(self.channel_dim, batch.inputs.ndim)
+        with model_call(len(batch.inputs), batch.forward_args, self.output, self.score, channel_dim, batch.inputs.device), torch.no_grad():
+            return model_outputs(unwrap_module(pl_module), to_channels_first(batch.inputs, channel_dim))
 
     def _read(self, batch: Any) -> XaiBatch:
         return read_batch(batch, self.batch_transform, self.batch_keys)
@@ -339,8 +371,14 @@ class ExplainerCallback(pl.Callback):
         dataset = getattr(loader, "dataset", None)
         if dataset is None or not hasattr(dataset, "__len__"):
             raise TypeError("ExplainerCallback needs a validation DataLoader over a map-style dataset (with __len__) to draw its probe")
-        if self.probe_indices is None or int(self.probe_indices.max()) >= len(dataset):
+        if self._resumed is not None:  # the checkpoint's state, reconciled with this run's settings
+            self.probe_indices, self._speed, message = reconcile(self._resumed, self.probe_size, self.probe_seed, len(dataset), list(self.explainers or {}))
+            self._resumed = None
+            if message is not None:
+                rank_zero_warn(message)
+        if self.probe_indices is None:
             self.probe_indices = choose_probe(len(dataset), self.probe_size, self.probe_seed, dataset_labels(dataset))
+        self._dataset_size = len(dataset)
         share = self.probe_indices[trainer.global_rank :: trainer.world_size].tolist()
         if not share:
             return XaiBatch(torch.empty(0))
@@ -353,9 +391,8 @@ class ExplainerCallback(pl.Callback):
         dense (segmentation) outputs."""
         inputs = batch.inputs
         channel_dim = check_channel_dim(self.channel_dim, inputs.ndim)
-        model = unwrap_module(pl_module)
+        outputs = self._batch_outputs(pl_module, batch)
         with model_call(len(inputs), batch.forward_args, self.output, self.score, channel_dim, inputs.device), torch.no_grad():
-            outputs = model_outputs(model, to_channels_first(inputs, channel_dim))
             if outputs.ndim > 2:
                 return self._region_targets(outputs, batch)
             if self.targets == "label":
@@ -379,6 +416,7 @@ class ExplainerCallback(pl.Callback):
 
     def _start_round(self, pl_module: pl.LightningModule) -> None:
         self.errors, self.skipped, self._shown, self._curves, self._shown_scores = {}, [], {}, {}, {}
+        self._diverged = False
         self._values = {name: {} for name in self.metrics}
         self._seconds = dict.fromkeys(self.metrics, 0.0)
         self._samples = dict.fromkeys(self.metrics, 0)
@@ -448,13 +486,20 @@ class ExplainerCallback(pl.Callback):
 
     def _finish_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every rank computes every metric and curve and joins the same reductions (the collectives must
-        match); failures and speeds are synchronised so that every rank logs and plans alike."""
+        match); failures, divergence and speeds are synchronised so that every rank logs and plans alike.
+        An explainer that failed anywhere (on any rank, on any batch) logs its flag only and its row is NaN;
+        a round where the model diverged logs `xai/diverged` only (`lit_xai.callbacks.faults`)."""
         names = list(self.metrics)
         local = torch.tensor(
-            [[float(name in self.errors), self._seconds.get(name, 0.0) / max(self._samples.get(name, 0), 1)] for name in names],
+            [[float(name in self.errors), self._seconds.get(name, 0.0) / max(self._samples.get(name, 0), 1), float(self._diverged)] for name in names],
             dtype=torch.float64, device=pl_module.device,
-        ).view(len(names), 2)
-        failed_anywhere, speed = trainer.strategy.reduce(local, reduce_op="max").unbind(dim=1) if trainer.world_size > 1 else local.unbind(dim=1)
+        ).view(len(names), 3)
+        reduced = trainer.strategy.reduce(local, reduce_op="max") if trainer.world_size > 1 else local
+        failed_anywhere, speed, diverged = reduced.unbind(dim=1)
+        self._diverged = bool(diverged.max() > 0) if names else self._diverged
+        if self._diverged:
+            rank_zero_warn(diverged_message(stage, trainer.current_epoch))
+            log_synchronised(pl_module, DIVERGED_KEY, 1.0)
         results: Results = {}
         self._curves = {}
         for index, name in enumerate(names):
@@ -473,17 +518,20 @@ class ExplainerCallback(pl.Callback):
             row["seconds_per_sample"] = self._seconds.get(name, 0.0) / samples if samples else math.nan
             if speed[index] > 0:
                 self._speed[name] = float(speed[index])
+            if failed_anywhere[index] > 0:  # partial numbers (the batches or ranks where it ran) are not results
+                row = unreported(row)
+                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
+                if name not in self.errors:
+                    self.errors[name] = "failed on another process (see its warning)"
+            elif self._diverged:
+                row = unreported(row)
             results[name] = row
             for column, value in row.items():
                 if not math.isnan(value) and not column.endswith("_se"):
                     log_synchronised(pl_module, f"xai/{name}/{column}", value)
-            if failed_anywhere[index] > 0:
-                log_synchronised(pl_module, f"xai/{name}/failed", 1.0)
-                if name not in self.errors:
-                    self.errors[name] = "failed on another process (see its warning)"
         self.results[stage] = results
         if stage == "test":  # every rank joins the same gathers: explainer and metric names are the same everywhere
-            self.scores[stage] = {
+            self.scores[stage] = {} if self._diverged else {
                 name: {key: gather_values(self._values.get(name, {}).get(key, []), pl_module.device, trainer.world_size) for key in self.metrics[name]}
                 for name in names
             }

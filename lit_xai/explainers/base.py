@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from lit_xai.chunking import retry_out_of_memory
 from lit_xai.explainers.layers import resolve_target_layer
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import (
@@ -91,6 +92,7 @@ class Explainer(abc.ABC):
     (or `(B, C, *spatial)` for input-space methods with `reduce="none"`).
     """
 
+    @retry_out_of_memory  # halves the chunks and runs again on out of memory (lit_xai.chunking)
     def __call__(
         self,
         model: nn.Module,

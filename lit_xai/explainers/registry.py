@@ -82,10 +82,15 @@ def always(model: nn.Module) -> bool:
 
 
 def has_gap_head(model: nn.Module) -> bool:
-    """Global average pooling (an adaptive average pooling to one position) and a linear layer: CAM's head."""
+    """Global average pooling (an adaptive average pooling to one position) and a linear layer reading as many
+    features as the last convolution makes channels: CAM's head (a two-layer MLP head, as mobilenet_v3's, is not)."""
     pools = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
     gap = any(isinstance(m, pools) and m.output_size in (1, (1,), (1, 1)) for m in model.modules())
-    return has_conv(model) and gap and any(isinstance(m, nn.Linear) for m in model.modules())
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, SPATIAL_CONVS)]
+    if not (has_conv(model) and gap and linears):
+        return False
+    return not convs or linears[-1].in_features == convs[-1].out_channels
 
 
 def has_classes(model: nn.Module) -> bool:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from lit_xai.chunking import index_chunks
+from lit_xai.chunking import index_chunks, retry_out_of_memory
 from lit_xai.explainers.base import Explainer
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import (
@@ -151,6 +151,13 @@ class PerImageMean(Metric):
     is_differentiable = False
     full_state_update = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's `update` halves its chunks and runs again on out of memory (`lit_xai.chunking`);
+        updates add to the states only after their last model pass, so a retried update counts once."""
+        super().__init_subclass__(**kwargs)
+        if "update" in cls.__dict__:
+            cls.update = retry_out_of_memory(cls.__dict__["update"])  # type: ignore[method-assign]
+
     def __init__(self, score: Score = None, output: Output | None = None, channel_dim: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scoring, self.output, self.channel_dim = check_score(score), output, channel_dim
@@ -163,9 +170,12 @@ class PerImageMean(Metric):
         """Accumulate per-image values `(B,)`."""
         values = values.double().to(self.total.device)
         self.last_values = values.detach()
-        self.total += values.sum()
-        self.total_sq += values.square().sum()
-        self.count += values.numel()
+        # states are replaced, never changed in place (`+=`): under CPU `ddp_spawn` a metric that lives on the
+        # LightningModule reaches every worker with its state tensors in one shared memory block, so an in-place
+        # sum would add every process's values into all of them and the synchronisation would add them again
+        self.total = self.total + values.sum()
+        self.total_sq = self.total_sq + values.square().sum()
+        self.count = self.count + values.numel()
 
     def compute(self) -> Tensor:
         return (self.total / self.count).float() if self.count > 0 else torch.tensor(math.nan)

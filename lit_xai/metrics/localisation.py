@@ -443,7 +443,7 @@ class WeakLocalization(LocalisationMetric):
         saliency = check_saliency(saliency)
         ious = self.ious(saliency, ground_truth_regions(masks_or_boxes, saliency))
         self.add_values((ious >= self.iou).double())
-        self.iou_sum += ious.sum().to(self.iou_sum.device)
+        self.iou_sum = self.iou_sum + ious.sum().to(self.iou_sum.device)  # replaced, not in place (PerImageMean.add_values)
 
     def mean_iou(self) -> Tensor:
         """Mean IoU over all images seen (synchronised across processes)."""

@@ -139,7 +139,7 @@ class PerturbationCurveMetric(PerImageMean):
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         curves = self.curves(model, inputs, saliency, targets, forward_args)
         self.add_values(trapezoid_auc(curves))
-        self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
+        self.curve_sum = self.curve_sum + curves.sum(dim=0).to(self.curve_sum.device)  # replaced, not in place (PerImageMean.add_values)
 
     def curve(self) -> Tensor:
         """Mean curve over all images seen (synchronised across processes), `(steps + 1,)`."""

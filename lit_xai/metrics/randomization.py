@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.chunking import retry_out_of_memory
 from lit_xai.explainers.base import check_inputs
 from lit_xai.metrics.common import explain_rows, metric_layout
 from lit_xai.model_state import preserved_model_state
@@ -234,6 +235,7 @@ class ModelRandomizationSimilarity(Metric):
                 raise ValueError(f"layer {name!r} of {type(model).__name__} has no parameters to re-initialise")
         return list(self.layers)
 
+    @retry_out_of_memory  # halves the chunks and runs again on out of memory (lit_xai.chunking)
     def update(self, model: nn.Module, inputs: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -266,8 +268,9 @@ class ModelRandomizationSimilarity(Metric):
                 "use one model architecture per metric (or reset() it)"
             )
         self.layer_names = names
-        self.similarity_sum += steps.to(self.similarity_sum.device)
-        self.count += inputs.shape[0]
+        # states replaced, not changed in place (see PerImageMean.add_values: CPU ddp_spawn shares them)
+        self.similarity_sum = self.similarity_sum + steps.to(self.similarity_sum.device)
+        self.count = self.count + inputs.shape[0]
 
     def compute(self) -> Tensor:
         """Mean similarity after the last cascade step (every listed layer random)."""

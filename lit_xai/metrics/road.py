@@ -204,7 +204,7 @@ class ROAD(PerImageMean):
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         curves = self.curves(model, inputs, saliency, targets, forward_args)
         self.add_values(curves.mean(dim=1))
-        self.curve_sum += curves.sum(dim=0).to(self.curve_sum.device)
+        self.curve_sum = self.curve_sum + curves.sum(dim=0).to(self.curve_sum.device)  # replaced, not in place (PerImageMean.add_values)
 
     def curve(self) -> Tensor:
         """Mean score at each percentile over all images seen (synchronised across processes)."""

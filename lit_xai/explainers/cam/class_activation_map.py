@@ -32,9 +32,11 @@ def recorded_linear_calls(model: nn.Module, names: list[str]) -> Iterator[dict[s
 
 
 def close(a: Tensor, b: Tensor) -> bool:
-    """Equal up to float32 round-off, relative to the larger magnitude."""
-    if a.shape != b.shape:
+    """Per-sample values equal up to float32 round-off, relative to the larger magnitude; tensors of
+    different sizes (e.g. a hidden layer of a two-layer MLP head and the model's output) are not close."""
+    if a.shape[0] != b.shape[0] or a[0].numel() != b[0].numel():
         return False
+    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     scale = float(torch.maximum(a.abs().max(), b.abs().max()).clamp_min(1e-12))
     return bool((a - b).abs().max() <= 1e-4 * scale)
 
@@ -55,13 +57,15 @@ def gap_input_layer(model: nn.Module, inputs: Tensor, linear_names: list[str]) -
                 stack.callback(module.register_forward_hook(hook).remove)
         calls = stack.enter_context(recorded_linear_calls(model, linear_names))
         outputs = model_outputs(model, inputs).reshape(len(inputs), -1)
-    heads = [features.reshape(len(inputs), -1) for features, result in calls.values() if close(result.reshape(outputs.shape), outputs)]
+    heads = [features.reshape(len(inputs), -1) for features, result in calls.values() if close(result, outputs)]
     for name in reversed(list(outputs_of)):  # hooks fire as modules finish: containers after their children
         if len(outputs_of[name]) == 1 and any(close(outputs_of[name][0].flatten(2).mean(dim=2), head) for head in heads):
             return name
     raise ValueError(
-        f"CAM found no layer whose global average pooling feeds a linear head producing the output of {type(model).__name__}; "
-        "pass target_layer= (the layer before the pooling) or use GradCAM, which needs no such head"
+        f"CAM needs a head of global average pooling + one linear layer (y = W mean_ij(A) + b), and {type(model).__name__} has "
+        "none: no layer's spatial mean feeds a linear layer whose output is the model's output (e.g. a head with two linear "
+        "layers, as mobilenet_v3's). Use GradCAM (equal to CAM on such a head), HiResCAM, LayerCAM or ScoreCAM, which need no "
+        "particular head; or pass target_layer= (the layer before the pooling) and fc_layer= (the linear head) if it has one"
     )
 
 
@@ -93,13 +97,14 @@ class CAM(LayerExplainer):
         pooled = activations.flatten(2).mean(dim=2)
         flat_outputs = outputs.reshape(outputs.shape[0], -1)
         for name, (features, result) in reversed(list(calls.items())):
-            if close(features.reshape(features.shape[0], -1), pooled) and close(result.reshape(flat_outputs.shape), flat_outputs):
+            if close(features, pooled) and close(result, flat_outputs):
                 return get_layer(model, name).weight.detach()
         where = f"nn.Linear {self.fc_layer!r} is not" if self.fc_layer else f"none of the model's nn.Linear layers {list(calls)} is"
         raise ValueError(
             f"CAM needs the model's output to be W mean(A) + b, with A the output of target layer {layer_name!r} "
             f"(global average pooling, then one linear layer), and {where} such a head. Choose the layer that "
-            "feeds the global average pooling, name the head with fc_layer=, or use GradCAM, which needs no such head"
+            "feeds the global average pooling, name the head with fc_layer=, or use GradCAM (equal to CAM on such a head), "
+            "HiResCAM, LayerCAM or ScoreCAM, which need no particular head"
         )
 
     def linear_names(self, model: nn.Module) -> list[str]:
