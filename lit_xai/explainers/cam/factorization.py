@@ -14,12 +14,13 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.explainers.base import check_inputs, gradients_enabled
 from lit_xai.explainers.layers import captured_output, get_layer, resolve_target_layer
+from lit_xai.explainers.scripting import scripted
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import model_outputs, unwrap_module
 
 
-@torch.jit.script
+@scripted
 def coordinate_descent_sweep(factor: Tensor, gram: Tensor, cross: Tensor) -> Tensor:
     """One sweep of scikit-learn's NMF coordinate descent (`_update_cdnmf_fast`) over the columns t of
     `factor` (n, k) for the objective ||X - factor other||^2 with `gram` = other other^T (k, k) and `cross` =
@@ -44,7 +45,7 @@ def coordinate_descent_sweep(factor: Tensor, gram: Tensor, cross: Tensor) -> Ten
     return projected.abs().sum()
 
 
-@torch.jit.script
+@scripted
 def coordinate_descent(matrix: Tensor, w: Tensor, ht: Tensor, max_iter: int, tol: float) -> int:
     """scikit-learn's `_fit_coordinate_descent` (no regularisation, no shuffling): alternate sweeps over W
     and H^T until the summed violation is <= `tol` times the first iteration's; returns the iterations run."""

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.explainers.attributions import expand_batch
 from lit_xai.explainers.perturbation.coalitions import SegmentExplainer
+from lit_xai.explainers.scripting import scripted
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.segments import Features, PatchSize, segment_counts
 from lit_xai.targets import Target
@@ -31,7 +32,7 @@ def weighted_linear_fit(design: Tensor, targets: Tensor, weights: Tensor) -> Ten
     return torch.linalg.pinv(root[:, None] * centred_x) @ (root * centred_y)
 
 
-@torch.jit.script
+@scripted
 def lasso_coordinate_descent(design: Tensor, targets: Tensor, penalty: float, max_iter: int, tol: float) -> Tensor:
     """argmin_w (1 / (2n)) ||y - X w||^2 + penalty ||w||_1 by cyclic coordinate descent (scikit-learn's
     `enet_coordinate_descent` with l2 = 0): w_j <- S(X_j^T r_j, n penalty) / ||X_j||^2, r_j the residual
