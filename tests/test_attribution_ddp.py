@@ -35,6 +35,7 @@ def validate(devices: int) -> dict[str, float]:
     return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and k.endswith("/deletion")}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_equal_one() -> None:
     single, double = validate(1), validate(2)
     assert set(single) == {f"xai/{name}/deletion" for name in ("gradient_shap", "shapley", "kernel_shap", "lime", "noise_tunnel")}

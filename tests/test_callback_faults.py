@@ -99,6 +99,7 @@ def test_diverged_model_skips_the_round_says_so_once_and_training_goes_on(tmp_pa
     assert len(recorder.maps) == 2
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_explainer_failing_on_one_rank_and_model_diverging_on_one_rank(tmp_path: Path) -> None:
     """ddp_spawn, 2 CPU processes, 2 epochs: at epoch 0 `flaky` fails on rank 1 only (rank 0's numbers for
     it are not logged); at epoch 1 the model's outputs are NaN on rank 1 only (both ranks skip the round)."""

@@ -50,6 +50,7 @@ def scores(directory: Path) -> dict[tuple[str, str], list[float]]:
     return table
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_predictions_crossing_zero_two_processes_equal_one(tmp_path: Path) -> None:
     model, data = CrossingRULRegressor().eval(), CrossingRULData()
     with torch.no_grad():

@@ -24,6 +24,7 @@ def state_values(devices: int) -> dict[str, float]:
     return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("state/")}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_module_metrics_count_every_image_once_on_two_processes() -> None:
     single, double = state_values(1), state_values(2)
     assert len(single) == 4 * 5 + 1 and set(double) == set(single)

@@ -152,6 +152,7 @@ def fitted(case: str, devices: int) -> dict[str, float]:
     return xai_values(run)
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 @pytest.mark.parametrize("case", ["dict", "two_inputs", "segmentation", "multilabel", "series"])
 def test_fit_and_test_with_the_users_batches_and_outputs_on_one_and_two_processes(case: str) -> None:
     expected = {f"xai/{e}/{m}" for e in ("saliency", "random", "gradcam") for m in ("insertion", "deletion")}

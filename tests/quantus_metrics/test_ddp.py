@@ -88,6 +88,7 @@ def validate(devices: int) -> dict[str, float]:
     return {k: v.item() for k, v in run.callback_metrics.items() if k.startswith("xai/") and not k.endswith("seconds_per_sample")}
 
 
+@pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_equal_one() -> None:
     single, double = validate(1), validate(2)
     names = set(metrics())
