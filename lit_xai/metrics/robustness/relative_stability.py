@@ -18,6 +18,8 @@ becomes eps_min" is kept. Lower is better. Cost: nr_samples explainer calls and 
 
 from __future__ import annotations
 
+import abc
+
 import difflib
 from typing import Any
 
@@ -62,8 +64,10 @@ class RelativeStability(ReexplainingMetric):
     def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
         return uniform_noise(shape, self.low, self.high, seed, draw)
 
+    @abc.abstractmethod
     def denominator(self, x: Tensor, xs: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The per-draw change the explanation's change is divided by: of the inputs (RIS), the outputs (ROS) or a
+        layer's representation (RRS), `(rows,)`."""
 
     def draw_values(self, x: Tensor, xs: Tensor, a: Tensor, a_s: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
         denominator = self.denominator(x, xs, outputs, outputs_s, rows)
