@@ -19,7 +19,6 @@ becomes eps_min" is kept. Lower is better. Cost: nr_samples explainer calls and 
 from __future__ import annotations
 
 import abc
-
 import difflib
 from typing import Any
 
