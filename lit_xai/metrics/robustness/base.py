@@ -92,15 +92,9 @@ class ReexplainingMetric(PerImageMean):
     def draws(self) -> int:
         return self.nr_samples
 
-    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
-        """Additive noise of draw `draw` shaped like one sample (float32, CPU); subclasses that add noise define it."""
-        raise NotImplementedError(f"{type(self).__name__} defines perturb() instead of noise()")
-
+    @abc.abstractmethod
     def perturb(self, inputs: Tensor, seeds: list[int], draw: Tensor) -> Tensor:
         """The perturbed inputs `(k, C, *spatial)` of the rows `inputs` (seeds and draw numbers per row)."""
-        shape = tuple(inputs.shape[1:])
-        noise = torch.stack([self.noise(shape, seed, d) for seed, d in zip(seeds, draw.tolist())])
-        return inputs + noise.to(device=inputs.device, dtype=inputs.dtype)
 
     @abc.abstractmethod
     def draw_values(self, x: Tensor, xs: Tensor, a: Tensor, a_s: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
@@ -179,3 +173,16 @@ def check_number(value: object, name: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
     return float(value)
+
+
+class AdditiveNoiseMetric(ReexplainingMetric):
+    """A re-explaining metric whose perturbation adds seeded noise to each row: x_s = x + noise(seed, draw)."""
+
+    @abc.abstractmethod
+    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
+        """Additive noise of draw `draw` shaped like one sample (float32, CPU)."""
+
+    def perturb(self, inputs: Tensor, seeds: list[int], draw: Tensor) -> Tensor:
+        shape = tuple(inputs.shape[1:])
+        noise = torch.stack([self.noise(shape, seed, d) for seed, d in zip(seeds, draw.tolist())])
+        return inputs + noise.to(device=inputs.device, dtype=inputs.dtype)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from lit_xai.metrics.randomization import recorded_call_order
 from lit_xai.metrics.robustness.base import (
-    ReexplainingMetric,
+    AdditiveNoiseMetric,
     check_number,
     uniform_noise,
 )
@@ -40,7 +40,7 @@ def relative_change(u: Tensor, v: Tensor, eps_min: float) -> Tensor:
     return ((u - v) / torch.where(u == 0, eps_min, u)).norm(dim=1)
 
 
-class RelativeStability(ReexplainingMetric):
+class RelativeStability(AdditiveNoiseMetric):
     """Shared by RIS, ROS and RRS (module docstring).
 
     Args:

@@ -20,14 +20,14 @@ from typing import Any
 from torch import Tensor
 
 from lit_xai.metrics.robustness.base import (
-    ReexplainingMetric,
+    AdditiveNoiseMetric,
     check_number,
     gaussian_noise,
     uniform_noise,
 )
 
 
-class AvgSensitivity(ReexplainingMetric):
+class AvgSensitivity(AdditiveNoiseMetric):
     """Mean relative change of the map under uniform input noise (module docstring); lower is better.
 
     Args:
@@ -57,7 +57,7 @@ class AvgSensitivity(ReexplainingMetric):
         return (a_s - a).norm(dim=1) / norm.where(norm > 0, 1.0)
 
 
-class LocalLipschitzEstimate(ReexplainingMetric):
+class LocalLipschitzEstimate(AdditiveNoiseMetric):
     """Largest ratio of map change to input change under Gaussian input noise (module docstring); lower is better.
 
     Args:
