@@ -112,6 +112,12 @@ def metric_passes(
         yield MetricCall(model, inputs, saliency, targets)
 
 
+def check_explainer(explainer: object) -> None:
+    """A metric's `explainer` is None (the callback sets it) or callable as `explainer(model, inputs, targets)`."""
+    if explainer is not None and not callable(explainer):
+        raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+
+
 def explain_rows(explainer: Callable[..., Tensor], model: nn.Module, inputs: Tensor, targets: Tensor | Target | None, rows: Tensor | None) -> Tensor:
     """Run `explainer` from inside a metric on channel-first `inputs` whose samples are `rows` (None: the
     batch), with the current call's extra inputs, layout, output and score (metrics that re-explain)."""

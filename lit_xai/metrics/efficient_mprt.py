@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.randomization import has_own_parameters, layer_seed, reinitialize
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, TargetsLike
@@ -75,8 +75,7 @@ class EfficientMPRT(PerImageMean):
 
     def __init__(self, explainer: ExplainerFn | None = None, n_bins: int = 100, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.explainer, self.n_bins, self.seed = explainer, check_positive_int(n_bins, "n_bins"), seed

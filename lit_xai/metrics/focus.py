@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.seeding import sample_seed
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, Target, TargetsLike
 
@@ -60,8 +60,7 @@ class Focus(PerImageMean):
 
     def __init__(self, explainer: ExplainerFn | None = None, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.explainer, self.seed = explainer, seed

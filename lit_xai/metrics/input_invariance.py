@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.efficient_mprt import model_copy
 from lit_xai.metrics.randomization import recorded_call_order
 from lit_xai.metrics.robustness.base import ExplainerFn, check_number
@@ -71,8 +71,7 @@ class InputInvariance(PerImageMean):
 
     def __init__(self, explainer: ExplainerFn | None = None, input_shift: float = -1.0, atol: float = 1e-4, rtol: float = 1e-5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         self.explainer = explainer
         self.input_shift = check_number(input_shift, "input_shift")
         self.atol, self.rtol = check_number(atol, "atol"), check_number(rtol, "rtol")

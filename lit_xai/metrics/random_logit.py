@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.seeding import sample_seed
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.randomization import map_similarity
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.metrics.ssim import structural_similarity
@@ -44,8 +44,7 @@ class RandomLogit(PerImageMean):
 
     def __init__(self, explainer: ExplainerFn | None = None, similarity: str = "ssim", win_size: int = 7, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike
 
 ExplainerFn = Callable[[nn.Module, Tensor, Optional[Tensor]], Tensor]
@@ -59,8 +59,7 @@ class MaxSensitivity(PerImageMean):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         if isinstance(radius, bool) or not isinstance(radius, (int, float)) or radius <= 0:
             raise ValueError(f"radius must be a number > 0, got {radius!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, explain_rows, metric_passes
+from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.efficient_mprt import EfficientMPRT
 from lit_xai.metrics.randomization import spearman_correlation
 from lit_xai.metrics.robustness.base import ExplainerFn, check_number
@@ -58,8 +58,7 @@ class SmoothMPRT(PerImageMean):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if explainer is not None and not callable(explainer):
-            raise TypeError(f"explainer must be callable as explainer(model, inputs, targets), got {type(explainer).__name__}")
+        check_explainer(explainer)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.explainer, self.seed = explainer, seed
