@@ -57,10 +57,12 @@ class DeepLift(InputSpaceExplainer):
         (f(z) - f(z')) / (z - z')  (its plain derivative where |z - z'| < eps),
 
     z, z' the nonlinearity's inputs for x and the baseline x'. Summation to delta: sum_i phi_i = y^c(x) - y^c(x')
-    for networks of linear operations, elementwise activations and max pooling. Max pooling follows captum.
+    for networks of linear operations, elementwise activations and max pooling. Max pooling and softmax
+    follow captum (softmax: the Rescale multipliers minus their mean over the softmax's dimension and the
+    sample's input and reference rows; captum takes that mean over the whole batch, see `RescaleRule`).
     `multiply_by_inputs=False` returns m. Unlike captum's module hooks, the rule is applied per call, so a
     module used twice (torchvision ResNet blocks), in-place activations and functional activations all
-    work (`modified_backward.py`). Softmax is not rescaled (plain gradient; explain logits).
+    work (`modified_backward.py`).
 
     Args:
         baselines: x', a number or a tensor broadcastable to the inputs (one sample's shape or the batch's).

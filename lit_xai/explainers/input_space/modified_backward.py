@@ -14,7 +14,8 @@ registered on the model (no hooks, no attributes), and the mode ends with the bl
 
 Elementwise activations: ReLU, ReLU6, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Sigmoid,
 Tanh, Hardtanh (and the `torch.*` / `Tensor.*` / in-place spellings). Max pooling (1-D, 2-D) is handed
-to the rule's `max_pool`. Everything else keeps its plain gradient (linear operations: convolutions,
+to the rule's `max_pool`, softmax (`nn.Softmax`, `F.softmax`, `torch.softmax`, `Tensor.softmax`) to its
+`softmax`. Everything else keeps its plain gradient (linear operations: convolutions,
 BatchNorm in eval mode, sums, pooling by averages, reshapes).
 """
 
@@ -44,7 +45,8 @@ IN_PLACE: dict[Callable[..., Any], Callable[..., Any]] = {
 }
 RELUS = frozenset({F.relu, torch.relu, Tensor.relu, torch.relu_, Tensor.relu_, F.relu_})
 MAX_POOLS = {F.max_pool1d: F.max_pool1d, F.max_pool2d: F.max_pool2d}
-INTERCEPTED = frozenset(OUT_OF_PLACE) | frozenset(IN_PLACE) | frozenset(MAX_POOLS)
+SOFTMAXES = frozenset({F.softmax, torch.softmax, Tensor.softmax})
+INTERCEPTED = frozenset(OUT_OF_PLACE) | frozenset(IN_PLACE) | frozenset(MAX_POOLS) | SOFTMAXES
 
 
 class ActivationRule:
@@ -66,6 +68,10 @@ class ActivationRule:
 
     def max_pool(self, x: Tensor, y: Tensor, indices: Tensor) -> Tensor | None:
         """None: keep the plain gradient."""
+        return None
+
+    def softmax(self, x: Tensor, y: Tensor, dim: int) -> Tensor | None:
+        """Softmax over `dim` (`y = softmax(x, dim)`); None: keep the plain gradient."""
         return None
 
 
@@ -107,6 +113,13 @@ class ActivationRuleMode(TorchFunctionMode):
                 y, indices = MAX_POOLS[func](x, *rest, **{**kw, "return_indices": True})
                 replaced = self.rule.max_pool(x, y, indices)
                 return y if replaced is None else replaced
+        if func in SOFTMAXES:
+            x, rest, kw = first_argument(args, kwargs)
+            dim = rest[0] if rest else kw.get("dim")
+            if isinstance(x, Tensor) and x.is_floating_point() and isinstance(dim, int) and kw.get("dtype") is None and len(rest) < 3:
+                y = torch.softmax(x, dim)
+                replaced = self.rule.softmax(x, y, dim)
+                return y if replaced is None else replaced
         return func(*args, **kwargs)
 
 
@@ -142,6 +155,29 @@ class MaxPoolRescale(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+class SoftmaxRescale(torch.autograd.Function):
+    """Softmax's output `y` over `dim` (identity in the forward pass); backward: captum's DeepLIFT rule for
+    softmax on the 2n rows `[x; x']`, normalised per sample (see `RescaleRule`)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, rows: int, eps: float, dim: int) -> Tensor:
+        ctx.save_for_backward(x, y)
+        ctx.rows, ctx.eps, ctx.dim = rows, eps, dim
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        x, y = ctx.saved_tensors
+        n, dim = ctx.rows, ctx.dim
+        delta_in, delta_out = x[:n] - x[n:], y[:n] - y[n:]
+        plain = torch.cat([delta_in, delta_in]).abs() < ctx.eps
+        ratio = delta_out / torch.where(delta_in.abs() < ctx.eps, torch.ones_like(delta_in), delta_in)
+        gradient = y * (grad_output - (grad_output * y).sum(dim, keepdim=True))  # softmax's own backward
+        unnormalised = torch.where(plain, gradient, grad_output * torch.cat([ratio, ratio]))
+        pair_mean = (unnormalised[:n].sum(dim, keepdim=True) + unnormalised[n:].sum(dim, keepdim=True)) / (2 * x.shape[dim])
+        return unnormalised - torch.cat([pair_mean, pair_mean]), None, None, None, None
+
+
 def unpooled(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
     """`values` `(N, C, *out)` added at max pooling's flat argmax `indices` into zeros shaped like `like`
     (the transpose of reading `like` at the argmax)."""
@@ -163,6 +199,15 @@ class RescaleRule(ActivationRule):
 
     and their plain gradient elsewhere (captum unpools by assignment, which drops all but one of the
     gradients sent to an input that wins several overlapping windows; here they are summed).
+
+    For softmax over dimension d (captum's rule, the normalisation of Shrikumar et al. Sec. 3.6): the
+    elementwise Rescale multiplier (softmax's own gradient where |z - z'| < eps), minus its mean
+
+        m_i = g_i (y_i - y'_i) / (z_i - z'_i),   m_i <- m_i - mean(m over d, over the sample's two rows).
+
+    captum takes that mean over the whole batch of both halves, so a sample's attribution depends on the
+    other samples in its batch; here it is over each sample's own input and reference rows (per position of
+    the other dimensions), which is captum's value when it is called one sample at a time.
     A tensor whose leading dimension is not 2 * rows (a sequence-first tensor) keeps the plain gradient.
     """
 
@@ -185,6 +230,11 @@ class RescaleRule(ActivationRule):
             fallback = bool(plain.any())
         rescaled = y.detach() + (x - x.detach()) * ratio  # value y, gradient ratio * incoming
         return torch.where(plain, y, rescaled) if fallback else rescaled
+
+    def softmax(self, x: Tensor, y: Tensor, dim: int) -> Tensor | None:
+        if not self.halves(x) or dim % x.ndim == 0:
+            return None
+        return SoftmaxRescale.apply(x, y, self.rows, self.eps, dim % x.ndim)
 
     def max_pool(self, x: Tensor, y: Tensor, indices: Tensor) -> Tensor | None:
         if not self.halves(x) or x.ndim < 3:

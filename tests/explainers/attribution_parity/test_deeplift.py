@@ -112,6 +112,34 @@ def test_functional_activations_get_the_rule_too() -> None:
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
+class FunctionalSoftmax(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x).softmax(dim=1)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_softmax_is_rescaled_as_captum_does_for_one_sample(functional: bool) -> None:
+    body = residual_net(seed=4)
+    model = FunctionalSoftmax(body) if functional else nn.Sequential(body, nn.Softmax(dim=1)).eval()
+    modules = nn.Sequential(body, nn.Softmax(dim=1)).eval()
+    inputs, targets = images(seed=5), torch.tensor([1, 3, 0])
+    baselines = 0.3 * images(seed=8)
+    ours = DeepLift(baselines=baselines, reduce="none")(model, inputs, targets)
+    reference = torch.cat([
+        captum_attr.DeepLift(modules).attribute(inputs[i : i + 1], baselines=baselines[i : i + 1], target=int(targets[i])).detach()
+        for i in range(3)
+    ])
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+    plain = DeepLift(baselines=baselines, reduce="none")(body, inputs, targets)
+    assert (ours - plain).abs().max() > 1e-3  # the rule changes the result (it is not the logits' DeepLIFT)
+    # per sample: chunks of one give the same maps as one pass of three
+    torch.testing.assert_close(DeepLift(baselines=baselines, reduce="none", internal_batch_size=1)(model, inputs, targets), ours)
+
+
 @pytest.mark.parametrize(("make_model", "make_inputs", "targets"), CASES)
 def test_deeplift_shap_matches_captum(make_model, make_inputs, targets) -> None:  # type: ignore[no-untyped-def]
     model, inputs = make_model(), make_inputs()
