@@ -84,11 +84,15 @@ def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 DDP_GROUP = "ddp"
+# The DDP tests run Lightning's `ddp_fork` (gloo, CPU): forked ranks inherit the imported modules, where each
+# `ddp_spawn` rank re-imports torch, Lightning and the test module (about 6 s of CPU per rank; a two-process
+# callback test took 13 s spawned and 0.5 s forked). Two tests keep `ddp_spawn`, the path whose pickling and
+# shared-memory states they check: test_metric_state_spawn.py and test_ddp.py's CLI run.
 
 
 @pytest.fixture(autouse=True)
 def spawning_tests_are_grouped(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that spawns processes (Lightning's ddp_spawn calls `torch.multiprocessing.start_processes`)
+    """A test that starts processes (Lightning's ddp_fork / ddp_spawn call `torch.multiprocessing.start_processes`)
     must carry `@pytest.mark.xdist_group("ddp")`, so that `make test` (-n auto --dist loadgroup) runs such
     tests one at a time on one worker; without the mark it fails here, saying so."""
     marks = [mark.args[0] if mark.args else mark.kwargs.get("name") for mark in request.node.iter_markers("xdist_group")]

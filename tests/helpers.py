@@ -49,7 +49,7 @@ class TinyData(pl.LightningDataModule):
 
 
 def destroy_gloo_group_at_exit() -> None:
-    """In a ddp_spawn worker of a run without ExplainerCallback (which does it by itself), destroy the gloo
+    """In a ddp_spawn / ddp_fork worker of a run without ExplainerCallback (which does it by itself), destroy the gloo
     process group that Lightning created when the process exits (lit_xai.callbacks.process_group)."""
     destroy_lightning_gloo_group_at_exit(existed_before=False)
 

@@ -1,4 +1,4 @@
-"""Issue 25's stochastic methods in the callback: two processes (ddp_spawn, gloo, CPU) log what one logs."""
+"""Issue 25's stochastic methods in the callback: two processes (ddp_fork, gloo, CPU) log what one logs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def validate(devices: int) -> dict[str, float]:
         baseline_bank_size=4,
     )
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False, enable_checkpointing=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
     )
     run.validate(TinyModule(), TinyData(), verbose=False)

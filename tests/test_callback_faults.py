@@ -101,7 +101,7 @@ def test_diverged_model_skips_the_round_says_so_once_and_training_goes_on(tmp_pa
 
 @pytest.mark.xdist_group("ddp")  # spawns DDP processes: one at a time, on one xdist worker (Makefile: --dist loadgroup)
 def test_two_processes_explainer_failing_on_one_rank_and_model_diverging_on_one_rank(tmp_path: Path) -> None:
-    """ddp_spawn, 2 CPU processes, 2 epochs: at epoch 0 `flaky` fails on rank 1 only (rank 0's numbers for
+    """ddp_fork, 2 CPU processes, 2 epochs: at epoch 0 `flaky` fails on rank 1 only (rank 0's numbers for
     it are not logged); at epoch 1 the model's outputs are NaN on rank 1 only (both ranks skip the round)."""
     pl.seed_everything(0)
     callback = ExplainerCallback(
@@ -109,7 +109,7 @@ def test_two_processes_explainer_failing_on_one_rank_and_model_diverging_on_one_
         metrics=[Deletion(steps=4)], probe_size=8, print_table=False, log_images=0,
     )
     run = trainer(
-        [callback], max_epochs=2, strategy="ddp_spawn", devices=2, logger=CSVLogger(tmp_path, name="run"),
+        [callback], max_epochs=2, strategy="ddp_fork", devices=2, logger=CSVLogger(tmp_path, name="run"),
     )
     run.fit(DivergingModule(epochs=(1,), ranks=(1,)), TinyData())
     by_epoch: dict[int, dict[str, str]] = {}

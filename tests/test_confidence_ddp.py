@@ -1,6 +1,6 @@
 """A RUL regressor whose predictions cross 0 scored with Average Drop, Increase in Confidence and ADD in
 ExplainerCallback: the windows predicted <= 0 are left out and counted (`<metric>_skipped`), marked NaN in
-`xai_scores.csv` in their own rows, and two processes (ddp_spawn, gloo, CPU) give what one gives."""
+`xai_scores.csv` in their own rows, and two processes (ddp_fork, gloo, CPU) give what one gives."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def run(devices: int, directory: Path) -> dict[str, float]:
         print_table=False,
     )
     trainer = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=CSVLogger(directory, name="logs"),
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=CSVLogger(directory, name="logs"),
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
     )
     trainer.validate(CrossingRULRegressor(), CrossingRULData(), verbose=False)

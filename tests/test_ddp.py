@@ -1,4 +1,4 @@
-"""Two processes (ddp_spawn, gloo, CPU) log the same explainer metrics as one, each explaining half the probe."""
+"""Two processes (ddp_fork, gloo, CPU) log the same explainer metrics as one, each explaining half the probe."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def validate(devices: int, count_dir: Path) -> dict[str, float]:
         log_images=2,
         print_table=False,
     )
-    strategy = "ddp_spawn" if devices > 1 else "auto"
+    strategy = "ddp_fork" if devices > 1 else "auto"
     run = pl.Trainer(
         accelerator="cpu", devices=devices, strategy=strategy, logger=CSVLogger(count_dir, name="logs"), enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
@@ -94,7 +94,7 @@ def metric_values(devices: int) -> dict[str, float]:
 
     pl.seed_everything(0)
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
     run.validate(MetricsModule(), TinyData(batch_size=5), verbose=False)
@@ -117,7 +117,7 @@ def test_model_randomization_similarity_two_processes_equal_one() -> None:
     for devices in (1, 2):
         pl.seed_everything(0)
         run = pl.Trainer(
-            accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+            accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         )
         run.validate(RandomizationModule(), TinyData(batch_size=5), verbose=False)

@@ -1,4 +1,4 @@
-"""The new faithfulness and robustness metrics in ExplainerCallback: two processes (ddp_spawn, gloo, CPU)
+"""The new faithfulness and robustness metrics in ExplainerCallback: two processes (ddp_fork, gloo, CPU)
 log what one logs; MaxSensitivity gets each explainer."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def validate(devices: int) -> dict[str, float]:
         print_table=False,
     )
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
     )
     run.validate(ConfidentModule(), TinyData(), verbose=False)

@@ -361,7 +361,7 @@ class LocalisationModule(pl.LightningModule):
 
 def validate(devices: int) -> dict[str, float]:
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
     run.validate(LocalisationModule(), DataLoader(localisation_data(), batch_size=4), verbose=False)

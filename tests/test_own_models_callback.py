@@ -136,7 +136,7 @@ def callback_for(case: str) -> ExplainerCallback:
 
 def trainer(case: str, devices: int = 1, **options: object) -> pl.Trainer:
     return pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False, enable_checkpointing=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback_for(case)], **options,
     )
 

@@ -30,7 +30,7 @@ def test_nasa_score_by_hand() -> None:
 def validate(devices: int) -> dict[str, float]:
     pl.seed_everything(0)
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
     run.validate(TinyRULRegressor(), TinyRULData(), verbose=False)

@@ -1,4 +1,4 @@
-"""The quantus-family metrics in ExplainerCallback: two processes (ddp_spawn, gloo, CPU) log what one
+"""The quantus-family metrics in ExplainerCallback: two processes (ddp_fork, gloo, CPU) log what one
 logs; the metrics that re-run the explainer get each explainer; yaml builds them. Focus, Sufficiency and
 Consistency are left out of the equality: they compare images of a batch, which the processes split
 differently."""
@@ -79,7 +79,7 @@ def validate(devices: int) -> dict[str, float]:
         metrics=metrics(), probe_size=16, log_images=0, print_table=False,
     )
     run = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
+        accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto", logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
     )
     run.validate(ConfidentModule(), TinyData(), verbose=False)
