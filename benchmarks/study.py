@@ -43,10 +43,11 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
 import os
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,13 +191,47 @@ CLAIMS = [
 
 
 def lit_xai(arguments: list[str], log: Path, threads: int) -> None:
-    """Run `python -m lit_xai ...`; its output goes to `log`; a failure ends the study with the log's tail."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    with log.open("w") as handle:
-        result = subprocess.run([sys.executable, "-m", "lit_xai", *arguments], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        tail = log.read_text().splitlines()[-40:]
-        raise SystemExit(f"study: `lit-xai {' '.join(arguments)}` failed (exit {result.returncode}); end of {log}:\n" + "\n".join(tail))
+    """Run `lit-xai ARGS` in a fork of this process, its output going to `log`; a failure ends the study
+    with the log's tail. The fork does what `python -m lit_xai ARGS` does (its own process, seeded by the
+    CLI) without importing torch and Lightning again (about 6 s a run: this process imported them once,
+    before any torch computation, so the forks inherit no thread pool)."""
+    process = multiprocessing.get_context("fork").Process(target=run_cli, args=(arguments, log, threads))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        tail = log.read_text().splitlines()[-40:] if log.exists() else []
+        raise SystemExit(f"study: `lit-xai {' '.join(arguments)}` failed (exit {process.exitcode}); end of {log}:\n" + "\n".join(tail))
+
+
+def run_cli(arguments: list[str], log: Path, threads: int) -> None:
+    """In the forked process: standard output and error into `log`, `threads` intra-op threads, then the CLI."""
+    import torch
+
+    from lit_xai.cli import main as cli_main
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    handle = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(handle, 1)
+    os.dup2(handle, 2)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    sys.argv = ["lit-xai", *arguments]
+    try:
+        cli_main()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def in_fork(function: Callable[..., object], *arguments: object) -> None:
+    """Run `function(*arguments)` in a fork of this process (torch computations stay out of the parent, whose
+    later forks must not inherit a thread pool); a failure ends the study."""
+    process = multiprocessing.get_context("fork").Process(target=function, args=arguments)
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise SystemExit(f"study: {function.__name__} failed (exit {process.exitcode})")
 
 
 def last_metrics(run_dir: Path) -> dict[str, float]:
@@ -457,11 +492,15 @@ def read_directions(path: Path) -> dict[str, bool | None]:
 
 
 def measure_interventions(checkpoint: Path, fit_dir: Path, test_dir: Path) -> dict[str, float]:
-    """The shortcut model's intervention rates on the test images (`lit_xai.datamodules.decoy`), cached in
-    `<test run>/interventions.json` (read back by --report-only)."""
+    """The shortcut model's intervention rates on the test images (`lit_xai.datamodules.decoy`), measured in a
+    fork (`in_fork`) and cached in `<test run>/interventions.json` (read back by --report-only)."""
     cached = test_dir / "interventions.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
+    if not cached.exists():
+        in_fork(write_interventions, checkpoint, fit_dir, cached)
+    return json.loads(cached.read_text())
+
+
+def write_interventions(checkpoint: Path, fit_dir: Path, cached: Path) -> None:
     import torch
     import yaml
 
@@ -477,7 +516,6 @@ def measure_interventions(checkpoint: Path, fit_dir: Path, test_dir: Path) -> di
         accuracy = float((model(test.images).argmax(dim=1) == test.labels).double().mean())
     rates = {**intervention_rates(model, test)._asdict(), "test_acc": accuracy}
     cached.write_text(json.dumps(rates))
-    return rates
 
 
 def main() -> None:
@@ -500,6 +538,13 @@ def main() -> None:
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     start = time.perf_counter()
+    if not args.report_only:  # every run is a fork of this process (`lit_xai`): import them once, here
+        import importlib
+
+        import torch
+
+        importlib.import_module("lit_xai.cli")
+        torch.set_num_threads(1)  # no thread pool in this process for its forks to inherit; each sets its own
     args.load = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     args.docs.mkdir(parents=True, exist_ok=True)
