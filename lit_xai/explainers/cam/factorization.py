@@ -14,52 +14,9 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.explainers.base import check_inputs, gradients_enabled
 from lit_xai.explainers.layers import captured_output, get_layer, resolve_target_layer
-from lit_xai.explainers.scripting import scripted
 from lit_xai.explainers.upsample import UpsampleMode, check_upsample, upsample
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import model_outputs, unwrap_module
-
-
-@scripted
-def coordinate_descent_sweep(factor: Tensor, gram: Tensor, cross: Tensor) -> Tensor:
-    """One sweep of scikit-learn's NMF coordinate descent (`_update_cdnmf_fast`) over the columns t of
-    `factor` (n, k) for the objective ||X - factor other||^2 with `gram` = other other^T (k, k) and `cross` =
-    X other^T (n, k): g = factor gram_t - cross_t, factor_t <- max(factor_t - g / gram_tt, 0) (rows at once:
-    they do not interact; a column with gram_tt = 0 is left as it is). Updates `factor` in place; returns the
-    sweep's projected-gradient violation, sum |g| (only g < 0 where factor_t was 0), computed once per sweep
-    from the stacked gradients. TorchScript: the loop over columns runs without Python overhead."""
-    columns = factor.shape[1]
-    before = factor.clone()
-    gradients = torch.empty_like(factor)
-    diagonal = torch.diagonal(gram)
-    safe = torch.where(diagonal != 0, diagonal, torch.ones_like(diagonal))
-    keep = diagonal == 0
-    any_zero = bool(keep.any())
-    for t in range(columns):
-        gradient = torch.mv(factor, gram[:, t]) - cross[:, t]
-        gradients[:, t] = gradient
-        if any_zero and bool(keep[t]):
-            continue
-        factor[:, t] = (factor[:, t] - gradient / safe[t]).clamp(min=0.0)
-    projected = torch.where(before == 0, gradients.clamp(max=0.0), gradients)
-    return projected.abs().sum()
-
-
-@scripted
-def coordinate_descent(matrix: Tensor, w: Tensor, ht: Tensor, max_iter: int, tol: float) -> int:
-    """scikit-learn's `_fit_coordinate_descent` (no regularisation, no shuffling): alternate sweeps over W
-    and H^T until the summed violation is <= `tol` times the first iteration's; returns the iterations run."""
-    initial = torch.zeros((), dtype=matrix.dtype)
-    iterations = 0
-    for step in range(max_iter):
-        iterations = step + 1
-        violation = coordinate_descent_sweep(w, torch.mm(ht.t(), ht), torch.mm(matrix, ht))
-        violation = violation + coordinate_descent_sweep(ht, torch.mm(w.t(), w), torch.mm(matrix.t(), w))
-        if step == 0:
-            initial = violation
-        if bool(initial == 0) or bool(violation / initial <= tol):
-            break
-    return iterations
 
 
 def random_nmf_init(matrix: Tensor, components: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -74,13 +31,20 @@ def random_nmf_init(matrix: Tensor, components: int, seed: int) -> tuple[Tensor,
 
 def nmf(matrix: Tensor, components: int, seed: int = 0, max_iter: int = 200, tol: float = 1e-4) -> tuple[Tensor, Tensor]:
     """X (n, m) >= 0 ~ W H, W (n, k) >= 0, H (k, m) >= 0, minimising the Frobenius error by scikit-learn's
-    coordinate descent (`NMF(solver="cd", init="random")`): alternate sweeps over W and H until the summed
-    violation falls to `tol` times the first iteration's, at most `max_iter` iterations. float64."""
-    matrix = matrix.double()
+    coordinate descent (`non_negative_factorization(solver="cd")`, the NMF pytorch-grad-cam runs) from
+    `random_nmf_init(X, k, seed)`: alternate sweeps over W and H until the summed violation falls to `tol`
+    times the first iteration's, at most `max_iter` iterations (scikit-learn warns when it stops there).
+    float64, on the CPU (scikit-learn's compiled loops; an activation matrix is small), returned on X's device."""
+    from sklearn.decomposition import non_negative_factorization
+
+    device = matrix.device
+    matrix = matrix.detach().double().cpu()
     w, h = random_nmf_init(matrix, components, seed)
-    ht = h.T.contiguous()
-    coordinate_descent(matrix, w, ht, max_iter, float(tol))
-    return w, ht.T
+    w_fit, h_fit, _ = non_negative_factorization(
+        matrix.numpy(), W=w.numpy().copy(), H=h.numpy().copy(), n_components=components, init="custom", solver="cd",
+        beta_loss="frobenius", tol=tol, max_iter=max_iter, shuffle=False,
+    )
+    return torch.from_numpy(w_fit).to(device), torch.from_numpy(h_fit).to(device)
 
 
 @dataclasses.dataclass
