@@ -12,7 +12,11 @@ against their reference implementations (pytorch-grad-cam, captum, quantus) with
 inputs, maps and numbers of draws, measured in one run. Goal (issue 18): at most 1.0 x the reference.
 
 `--quantus`: every quantus-family metric of issue 26 against quantus 0.6 on the same work (model,
-inputs, maps, steps, draws, explainer), measured in one run. Goal: at most 0.5 x quantus' time.
+inputs, maps, steps, draws, explainer), measured in one run. Goal: at most 0.5 x quantus' time. Beside
+each, the floor of each side: the model passes it ran (recorded by a forward hook: rows per pass, with or
+without an input gradient), replayed alone on random inputs of the same shapes. "ours / our passes" is
+lit-xai's overhead over its own passes; "our passes / quantus" is the best ratio any code running those
+passes could reach.
     python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]
 """
 
@@ -30,6 +34,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, machine  # noqa: E402
 
 from lit_xai.metrics import Deletion, Insertion  # noqa: E402
+
+
+def recorded_passes(model: torch.nn.Module, run: Callable[[], object]) -> list[tuple[tuple[int, ...], bool]]:
+    """The model passes `run()` makes: (input shape, input needs a gradient) of each forward call."""
+    calls: list[tuple[tuple[int, ...], bool]] = []
+
+    def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        calls.append((tuple(inputs[0].shape), torch.is_grad_enabled() and inputs[0].requires_grad))
+
+    handle = model.register_forward_pre_hook(record)
+    try:
+        run()
+    finally:
+        handle.remove()
+    return calls
+
+
+def replay(model: torch.nn.Module, calls: list[tuple[tuple[int, ...], bool]]) -> Callable[[], None]:
+    """The same passes alone on random inputs: forward, plus the input gradient where the call had one."""
+    inputs = [(torch.rand(shape), grad) for shape, grad in calls]
+
+    def run() -> None:
+        for x, grad in inputs:
+            if grad:
+                x = x.clone().requires_grad_(True)
+                torch.autograd.grad(model(x).sum(), x)
+            else:
+                with torch.no_grad():
+                    model(x)
+
+    return run
 
 
 def quantus_rows(args: argparse.Namespace) -> None:
@@ -62,8 +97,8 @@ def quantus_rows(args: argparse.Namespace) -> None:
     common = dict(model=model, x_batch=inputs.numpy(), y_batch=targets.numpy(), a_batch=saliency.unsqueeze(1).numpy(), device="cpu")
     quiet = dict(disable_warnings=True, display_progressbar=False)
     print(f"machine: {machine()}; a 2-conv CNN, {batch} images 1 x {size} x {size}, Input x Gradient maps")
-    print("| metric | settings | ours, ms | quantus, ms | ours / quantus |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| metric | settings | ours, ms | quantus, ms | ours / quantus | our passes alone, ms | quantus' passes alone, ms | ours / our passes | our passes / quantus |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     f = 4
     rows = [
         ("PixelFlipping", f"features_in_step {f}", ours.PixelFlipping(features_in_step=f), quantus.PixelFlipping(features_in_step=f, **quiet), {}),
@@ -101,7 +136,10 @@ def quantus_rows(args: argparse.Namespace) -> None:
             mine.internal_batch_size = args.ours_chunk
         ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats)
         theirs_s = best_time(lambda: theirs(**common, **extra), args.repeats)
-        print(f"| {name} | {settings} | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
+        our_floor = best_time(replay(model, recorded_passes(model, lambda: mine.update(model, inputs, saliency, targets))), args.repeats)
+        their_floor = best_time(replay(model, recorded_passes(model, lambda: theirs(**common, **extra))), args.repeats)
+        print(f"| {name} | {settings} | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} | {our_floor * 1000:.1f} | "
+              f"{their_floor * 1000:.1f} | {ours_s / our_floor:.2f} | {our_floor / theirs_s:.2f} |", flush=True)
     s_batch = masks.unsqueeze(1).float().numpy()
     for name, mine, theirs in (
         ("AttributionLocalisation", ours.AttributionLocalisation(), quantus.AttributionLocalisation(**quiet)),
@@ -112,7 +150,7 @@ def quantus_rows(args: argparse.Namespace) -> None:
     ):
         ours_s = best_time(lambda: mine.update(saliency, masks), args.repeats)
         theirs_s = best_time(lambda: theirs(**common, s_batch=s_batch), args.repeats)
-        print(f"| {name} | masks | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
+        print(f"| {name} | masks | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} | | | | |", flush=True)
 
 
 def reference_rows(args: argparse.Namespace) -> None:
