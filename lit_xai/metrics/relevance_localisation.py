@@ -37,6 +37,20 @@ from lit_xai.metrics.localisation import LocalisationMetric, Regions
 from lit_xai.metrics.randomization import average_ranks
 
 
+def flat_values(saliency: Tensor, abs: bool) -> Tensor:
+    """The maps flattened to `(B, N)` float64, |phi| with `abs`."""
+    values = saliency.flatten(1).double()
+    return values.abs() if abs else values
+
+
+class SignedLocalisationMetric(LocalisationMetric):
+    """A localisation metric of phi itself or, with `abs`, of |phi| (quantus' default False for these)."""
+
+    def __init__(self, abs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.abs = bool(abs)
+
+
 class AttributionLocalisation(LocalisationMetric):
     """Share of the (absolute) attribution that falls on the object (Kohlbrenner et al. 2020; module docstring)."""
 
@@ -67,8 +81,7 @@ class TopKIntersection(LocalisationMetric):
         self.k, self.concept_influence, self.abs = k, bool(concept_influence), bool(abs)
 
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = saliency.flatten(1).double()
-        values = values.abs() if self.abs else values
+        values = flat_values(saliency, self.abs)
         if self.k > values.shape[1]:
             raise ValueError(f"k = {self.k} is larger than the map's {values.shape[1]} positions; choose k <= {values.shape[1]}")
         mask = regions.mask.flatten(1)
@@ -79,16 +92,11 @@ class TopKIntersection(LocalisationMetric):
         return share
 
 
-class RelevanceRankAccuracy(LocalisationMetric):
+class RelevanceRankAccuracy(SignedLocalisationMetric):
     """Share of the |M| most relevant positions on the object (Arras et al. 2022; module docstring)."""
 
-    def __init__(self, abs: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.abs = bool(abs)
-
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = saliency.flatten(1).double()
-        values = values.abs() if self.abs else values
+        values = flat_values(saliency, self.abs)
         mask = regions.mask.flatten(1)
         size = mask.sum(dim=1, keepdim=True)
         ordered = mask.gather(1, values.argsort(dim=1, descending=True, stable=True))
@@ -96,31 +104,21 @@ class RelevanceRankAccuracy(LocalisationMetric):
         return (ordered & first).sum(dim=1).double() / size.squeeze(1).double()
 
 
-class RelevanceMassAccuracy(LocalisationMetric):
+class RelevanceMassAccuracy(SignedLocalisationMetric):
     """Share of the attribution mass on the object (Arras et al. 2022; module docstring)."""
 
-    def __init__(self, abs: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.abs = bool(abs)
-
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = saliency.flatten(1).double()
-        values = values.abs() if self.abs else values
+        values = flat_values(saliency, self.abs)
         total = values.sum(dim=1)
         inside = (values * regions.mask.flatten(1)).sum(dim=1)
         return torch.where(total != 0, inside / torch.where(total != 0, total, torch.ones_like(total)), 0.0)
 
 
-class LocalisationAUC(LocalisationMetric):
+class LocalisationAUC(SignedLocalisationMetric):
     """ROC AUC of the map as a detector of the object's positions (quantus' `AUC`; module docstring)."""
 
-    def __init__(self, abs: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.abs = bool(abs)
-
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = saliency.flatten(1).double()
-        values = values.abs() if self.abs else values
+        values = flat_values(saliency, self.abs)
         mask = regions.mask.flatten(1)
         inside = mask.sum(dim=1).double()
         outside = mask.shape[1] - inside
