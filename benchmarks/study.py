@@ -192,20 +192,18 @@ CLAIMS = [
 
 
 def lit_xai(arguments: list[str], log: Path, threads: int) -> None:
-    """Run `lit-xai ARGS` in a fork of this process, its output going to `log`; a failure ends the study
-    with the log's tail. The fork does what `python -m lit_xai ARGS` does (its own process, seeded by the
-    CLI) without importing torch and Lightning again (about 6 s a run: this process imported them once,
-    before any torch computation, so the forks inherit no thread pool)."""
-    process = multiprocessing.get_context("fork").Process(target=run_cli, args=(arguments, log, threads))
-    process.start()
-    process.join()
-    if process.exitcode != 0:
+    """Run `lit-xai ARGS` in the repository's root in a fork of this process (`in_fork`), its output going to
+    `log`; a failure ends the study with the log's tail. The fork does what `python -m lit_xai ARGS` does
+    (its own process, seeded by the CLI) without importing torch and Lightning again (about 6 s a run)."""
+    code = in_fork(run_cli, arguments, log, threads)
+    if code != 0:
         tail = log.read_text().splitlines()[-40:] if log.exists() else []
-        raise SystemExit(f"study: `lit-xai {' '.join(arguments)}` failed (exit {process.exitcode}); end of {log}:\n" + "\n".join(tail))
+        raise SystemExit(f"study: `lit-xai {' '.join(arguments)}` failed (exit {code}); end of {log}:\n" + "\n".join(tail))
 
 
 def run_cli(arguments: list[str], log: Path, threads: int) -> None:
-    """In the forked process: standard output and error into `log`, `threads` intra-op threads, then the CLI."""
+    """In the forked process: standard output and error into `log`, `threads` intra-op threads, the
+    repository's root as the working directory, then the CLI."""
     import torch
 
     from lit_xai.cli import main as cli_main
@@ -215,6 +213,7 @@ def run_cli(arguments: list[str], log: Path, threads: int) -> None:
     handle = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(handle, 1)
     os.dup2(handle, 2)
+    os.chdir(ROOT)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     sys.argv = ["lit-xai", *arguments]
@@ -225,14 +224,14 @@ def run_cli(arguments: list[str], log: Path, threads: int) -> None:
         sys.stderr.flush()
 
 
-def in_fork(function: Callable[..., object], *arguments: object) -> None:
-    """Run `function(*arguments)` in a fork of this process (torch computations stay out of the parent, whose
-    later forks must not inherit a thread pool); a failure ends the study."""
+def in_fork(function: Callable[..., object], *arguments: object) -> int:
+    """Run `function(*arguments)` in a fork of this process and return its exit code. This process imports
+    torch and Lightning once and runs no torch computation itself (`main`), so the forks inherit the
+    imports and no thread pool."""
     process = multiprocessing.get_context("fork").Process(target=function, args=arguments)
     process.start()
     process.join()
-    if process.exitcode != 0:
-        raise SystemExit(f"study: {function.__name__} failed (exit {process.exitcode})")
+    return process.exitcode if process.exitcode is not None else 1
 
 
 def last_metrics(run_dir: Path) -> dict[str, float]:
@@ -496,8 +495,8 @@ def measure_interventions(checkpoint: Path, fit_dir: Path, test_dir: Path) -> di
     """The shortcut model's intervention rates on the test images (`lit_xai.datamodules.decoy`), measured in a
     fork (`in_fork`) and cached in `<test run>/interventions.json` (read back by --report-only)."""
     cached = test_dir / "interventions.json"
-    if not cached.exists():
-        in_fork(write_interventions, checkpoint, fit_dir, cached)
+    if not cached.exists() and in_fork(write_interventions, checkpoint, fit_dir, cached) != 0:
+        raise SystemExit(f"study: measuring the interventions of {checkpoint} failed")
     return json.loads(cached.read_text())
 
 
