@@ -16,50 +16,21 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.models import resnet18
-from torchvision.models.resnet import BasicBlock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_time, machine  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import best_time, cpu_time, machine  # noqa: E402
 
 import lit_xai.explainers as ours  # noqa: E402
 from lit_xai.chunking import automatic_chunk_size  # noqa: E402
 from lit_xai.segments import segments  # noqa: E402
-
-
-def cpu_time(fn: Callable[[], object], repeats: int = 2, warmup: int = 1) -> float:
-    """Minimum process CPU time of `fn()` (for shared machines; use with `--threads 1`)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return min(times)
-
-
-def _block_forward(self: BasicBlock, x: torch.Tensor) -> torch.Tensor:
-    identity = x if self.downsample is None else self.downsample(x)
-    out = self.relu_a(self.bn1(self.conv1(x)))
-    return self.relu_b(self.bn2(self.conv2(out)) + identity)
-
-
-def one_relu_per_use(model: nn.Module) -> nn.Module:
-    copied = copy.deepcopy(model)
-    copied.relu = nn.ReLU()
-    for module in copied.modules():
-        if isinstance(module, BasicBlock):
-            module.relu_a, module.relu_b = nn.ReLU(), nn.ReLU()
-            module.forward = types.MethodType(_block_forward, module)
-    return copied
+from tests.explainers.attribution_parity.models import one_relu_per_use  # noqa: E402  (captum's copy of the ResNet)
 
 
 def methods(args: argparse.Namespace, model: nn.Module, inputs: torch.Tensor, chunk: int):  # type: ignore[no-untyped-def]

@@ -25,6 +25,19 @@ def best_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
     return min(times)
 
 
+def cpu_time(fn: Callable[[], object], repeats: int = 2, warmup: int = 1) -> float:
+    """Minimum CPU time of this process over `repeats` runs of `fn()`: on a CPU shared with other jobs, wall
+    time measures the neighbours as much as the code (use with one intra-op thread, `--threads 1`)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
 def machine() -> str:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     return f"{platform.processor() or platform.machine()}, {device}, torch {torch.__version__}"

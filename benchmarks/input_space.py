@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,23 +24,10 @@ import torch
 from torchvision.models import resnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_time, machine  # noqa: E402
+from common import best_time, cpu_time, machine  # noqa: E402
 
 import lit_xai.explainers as ours  # noqa: E402
 from lit_xai.chunking import automatic_chunk_size  # noqa: E402
-
-
-def cpu_time(fn: Callable[[], object], repeats: int = 2, warmup: int = 1) -> float:
-    """Minimum CPU time of this process over `repeats` runs of `fn()`: on a CPU shared with other jobs, wall
-    time measures the neighbours as much as the code (use with one intra-op thread, `--threads 1`)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def plain_passes(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, evaluations: int, chunk: int, gradient: bool) -> Callable[[], None]:
