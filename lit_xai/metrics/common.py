@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -194,3 +195,28 @@ class PerImageMean(Metric):
                 return torch.tensor(math.nan)
             variance = (self.total_sq - self.total.square() / n) / (n - 1)
             return (variance.clamp_min(0) / n).sqrt().float()
+
+
+
+class SkippingMean(PerImageMean):
+    """A `PerImageMean` that leaves out the samples it cannot score (each subclass says when): `add_kept`
+    accumulates the kept ones, keeps every sample in `last_values` (NaN where left out) and counts the others
+    in the `skipped` state, which `skipped_samples()` returns summed over processes (ExplainerCallback logs
+    it as `xai/<explainer>/<metric>_skipped`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def add_kept(self, values: Tensor, kept: Tensor, none_kept: str) -> None:
+        """Accumulate `values[kept]` (`(B,)`, `kept` bool); warn `none_kept` when no sample of the batch is kept."""
+        if not bool(kept.any()):
+            warnings.warn(none_kept, stacklevel=3)
+        self.add_values(values[kept])
+        self.last_values = values.detach().to(self.total.device)  # every sample, NaN where left out
+        self.skipped = self.skipped + int((~kept).sum())
+
+    def skipped_samples(self) -> Tensor:
+        """Samples left out since the last reset, summed over processes."""
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
+            return self.skipped.clone()

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import abc
 import math
-import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import SkippingMean, batched_target_scores, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike
 
 
@@ -46,7 +45,7 @@ def normalised_saliency(saliency: Tensor) -> Tensor:
     return scaled.view_as(saliency)
 
 
-class MaskedConfidenceMetric(PerImageMean):
+class MaskedConfidenceMetric(SkippingMean):
     """Mean over images of a function of Y (score of x) and the score of x masked by M (or 1 - M).
 
     Args:
@@ -65,7 +64,6 @@ class MaskedConfidenceMetric(PerImageMean):
         if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score) or min_score < 0:
             raise ValueError(f"min_score must be a finite number >= 0 (samples with a score <= min_score are left out), got {min_score!r}")
         self.min_score = float(min_score)
-        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @abc.abstractmethod
     def score(self, original: Tensor, masked: Tensor) -> Tensor:
@@ -83,23 +81,13 @@ class MaskedConfidenceMetric(PerImageMean):
             )
             original, masked = scores[: len(inputs)], scores[len(inputs) :]
             kept = original > self.min_score
-            if not bool(kept.any()):
-                warnings.warn(
-                    f"{type(self).__name__}: every sample of this batch has a target score <= {self.min_score:g} (the ratio "
-                    f"divides by it; e.g. a RUL predicted at or past failure); the {len(original)} samples are left out and "
-                    "counted in `skipped`, and the value is NaN until a sample is kept",
-                    stacklevel=2,
-                )
             values = torch.full_like(original, math.nan)
             values[kept] = self.score(original[kept], masked[kept])
-            self.add_values(values[kept])
-            self.last_values = values.detach().to(self.total.device)  # every sample, NaN where left out
-            self.skipped = self.skipped + int((~kept).sum())
-
-    def skipped_samples(self) -> Tensor:
-        """Samples left out (score <= `min_score`) since the last reset, summed over processes."""
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
-            return self.skipped.clone()
+            self.add_kept(values, kept, (
+                f"{type(self).__name__}: every sample of this batch has a target score <= {self.min_score:g} (the ratio "
+                f"divides by it; e.g. a RUL predicted at or past failure); the {len(original)} samples are left out and "
+                "counted in `skipped`, and the value is NaN until a sample is kept"
+            ))
 
 
 class AverageDrop(MaskedConfidenceMetric):

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
-from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
+from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.randomization import has_own_parameters, layer_seed, reinitialize
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, TargetsLike
@@ -61,7 +60,7 @@ def histogram_entropy(maps: Tensor, bins: int) -> Tensor:
     return -(shares * torch.log(torch.where(shares > 0, shares, 1.0))).sum(dim=1)
 
 
-class EfficientMPRT(PerImageMean):
+class EfficientMPRT(SkippingMean):
     """Relative rise of the map's histogram entropy when the whole model is randomised (module
     docstring); higher is better.
 
@@ -79,7 +78,6 @@ class EfficientMPRT(PerImageMean):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.explainer, self.n_bins, self.seed = explainer, check_positive_int(n_bins, "n_bins"), seed
-        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def randomised(self, model: nn.Module) -> nn.Module:
         """A deep copy of `model` with every module that has parameters of its own re-initialised."""
@@ -105,13 +103,6 @@ class EfficientMPRT(PerImageMean):
         kept = before > 0
         values = torch.full_like(before, math.nan)
         values[kept] = (after[kept] - before[kept]) / before[kept]
-        if not bool(kept.any()):
-            warnings.warn("EfficientMPRT: every map of this batch is constant (entropy 0); the samples are left out and counted in `skipped`", stacklevel=2)
-        self.add_values(values[kept])
-        self.last_values = values.detach().to(self.total.device)
-        self.skipped = self.skipped + int((~kept).sum())
-
-    def skipped_samples(self) -> Tensor:
-        """Samples left out (a constant map) since the last reset, summed over processes."""
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
-            return self.skipped.clone()
+        self.add_kept(values, kept, (
+            "EfficientMPRT: every map of this batch is constant (entropy 0); the samples are left out and counted in `skipped`"
+        ))

@@ -24,14 +24,13 @@ an input 4 x its size.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lit_xai.explainers.seeding import sample_seed
-from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
+from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, Target, TargetsLike
 
@@ -47,7 +46,7 @@ def quadrant_masks(flags: Tensor, height: int, width: int) -> Tensor:
     return grid.repeat_interleave(height, dim=1).repeat_interleave(width, dim=2)
 
 
-class Focus(PerImageMean):
+class Focus(SkippingMean):
     """Share of the positive relevance of a mosaic that falls on the target class' two images (module
     docstring); higher is better.
 
@@ -64,7 +63,6 @@ class Focus(PerImageMean):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.explainer, self.seed = explainer, seed
-        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def mosaics(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`(mosaics (B', C, 2H, 2W), flags (B', 4), members (B', 4) batch indices, anchors (B',))` for the
@@ -110,14 +108,7 @@ class Focus(PerImageMean):
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         values = self.values(model, inputs, saliency, targets, forward_args)
-        kept = ~values.isnan()
-        if not bool(kept.any()):
-            warnings.warn("Focus: no image of this batch has an image of another class beside it to build a mosaic; the samples are left out and counted in `skipped`", stacklevel=2)
-        self.add_values(values[kept])
-        self.last_values = values.detach().to(self.total.device)
-        self.skipped = self.skipped + int((~kept).sum())
-
-    def skipped_samples(self) -> Tensor:
-        """Samples left out (no other class in their batch) since the last reset, summed over processes."""
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
-            return self.skipped.clone()
+        self.add_kept(values, ~values.isnan(), (
+            "Focus: no image of this batch has an image of another class beside it to build a mosaic; the samples are "
+            "left out and counted in `skipped`"
+        ))

@@ -35,7 +35,6 @@ q_S / 2 to the area of the images with fewer segments). Higher is better. An ima
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
@@ -44,7 +43,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.seeding import sample_seed
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, SkippingMean, batched_target_scores, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.segments import Features, check_features, segment_counts, segments
 from lit_xai.targets import (
@@ -169,7 +168,7 @@ class RegionPerturbation(SegmentRemovalMetric):
         self.add_values(drops.nan_to_num(0.0).sum(dim=1) / (steps + 1))
 
 
-class IROF(SegmentRemovalMetric):
+class IROF(SegmentRemovalMetric, SkippingMean):
     """IROF (Rieger and Hansen 2020): area over the curve of the relative score while the most relevant
     segments are removed first (module docstring); higher is better.
 
@@ -183,7 +182,6 @@ class IROF(SegmentRemovalMetric):
 
     def __init__(self, features: Features = "slic", patch_size: int | None = 8, substrate: Substrate = "mean", **kwargs: Any) -> None:
         super().__init__(features=features, patch_size=patch_size, substrate=substrate, **kwargs)
-        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def ratios(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> Tensor:
         """q_s = f(x_s) / f(x) `(B, S_max)` float64 (NaN past an image's segments), without updating the state."""
@@ -203,13 +201,7 @@ class IROF(SegmentRemovalMetric):
         area = torch.where(pairs, ratios[:, :-1] + ratios[:, 1:], 0.0).sum(dim=1) / 2
         kept = torch.isfinite(ratios[:, 0])  # f(x) = 0: no ratio
         values = torch.where(kept, steps.double() - area, math.nan)
-        if not bool(kept.any()):
-            warnings.warn("IROF: every sample of this batch has a target score of 0 (the ratio divides by it); they are left out and counted in `skipped`", stacklevel=2)
-        self.add_values(values[kept])
-        self.last_values = values.detach().to(self.total.device)
-        self.skipped = self.skipped + int((~kept).sum())
-
-    def skipped_samples(self) -> Tensor:
-        """Samples left out (a target score of 0) since the last reset, summed over processes."""
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
-            return self.skipped.clone()
+        self.add_kept(values, kept, (
+            "IROF: every sample of this batch has a target score of 0 (the ratio divides by it); they are left out and "
+            "counted in `skipped`"
+        ))

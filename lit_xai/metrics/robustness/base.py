@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,21 +21,11 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
-from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
+from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
+from lit_xai.metrics.faithfulness.steps import prepared_map
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
 ExplainerFn = Callable[[nn.Module, Tensor, Tensor | None], Tensor]
-
-
-def prepared_maps(maps: Tensor, absolute: bool, normalise: bool) -> Tensor:
-    """`(B, N)` float64 maps, |phi| if `absolute`, over their own max |phi| if `normalise` (zero maps stay)."""
-    flat = maps.flatten(1).double()
-    if absolute:
-        flat = flat.abs()
-    if normalise:
-        peak = flat.abs().amax(dim=1, keepdim=True)
-        flat = flat / torch.where(peak > 0, peak, torch.ones_like(peak))
-    return flat
 
 
 def predicted_class(outputs: Tensor) -> Tensor:
@@ -44,7 +33,7 @@ def predicted_class(outputs: Tensor) -> Tensor:
     return outputs.flatten(1).argmax(dim=1)
 
 
-class ReexplainingMetric(PerImageMean):
+class ReexplainingMetric(SkippingMean):
     """A per-image value from `draws` perturbed copies of each input and the explainer's maps of them.
 
     Subclasses define `perturb(inputs, sample_seeds, draw) -> perturbed inputs` (or `noise`) and
@@ -85,7 +74,6 @@ class ReexplainingMetric(PerImageMean):
         self.skip_changed_predictions = bool(skip_changed_predictions)
         self.seed = seed
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
-        self.add_state("skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @property
     def draws(self) -> int:
@@ -114,7 +102,7 @@ class ReexplainingMetric(PerImageMean):
             batch = inputs.shape[0]
             self.prepare(model, inputs)
             seeds = [sample_seed(sample, self.seed) for sample in inputs]
-            phi = prepared_maps(saliency.to(inputs.device), self.abs, self.normalise)
+            phi = prepared_map(saliency.to(inputs.device), self.abs, self.normalise)
             tracked = self.needs_outputs or self.skip_changed_predictions
             outputs = model_outputs(model, inputs).flatten(1).double() if tracked else None
             values = torch.empty(batch, self.draws, dtype=torch.float64, device=inputs.device)
@@ -128,7 +116,7 @@ class ReexplainingMetric(PerImageMean):
                         f"{tuple(saliency.shape[1:])}: pass the maps this explainer produced"
                     )
                 outputs_s = model_outputs(model, perturbed, image).flatten(1).double() if tracked else None
-                a_s = prepared_maps(maps.to(inputs.device), self.abs, self.normalise)
+                a_s = prepared_map(maps.to(inputs.device), self.abs, self.normalise)
                 values[image, draw] = self.draw_values(
                     inputs[image], perturbed, phi[image], a_s, None if outputs is None else outputs[image], outputs_s, image
                 )
@@ -142,20 +130,10 @@ class ReexplainingMetric(PerImageMean):
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         values = self.values(model, inputs, saliency, targets, forward_args)
-        kept = ~values.isnan()
-        if not bool(kept.any()):
-            warnings.warn(
-                f"{type(self).__name__}: every draw of every sample of this batch changed the prediction; the "
-                f"{len(values)} samples are left out and counted in `skipped`", stacklevel=2,
-            )
-        self.add_values(values[kept])
-        self.last_values = values.detach().to(self.total.device)
-        self.skipped = self.skipped + int((~kept).sum())
-
-    def skipped_samples(self) -> Tensor:
-        """Samples left out (every draw changed the prediction) since the last reset, summed over processes."""
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
-            return self.skipped.clone()
+        self.add_kept(values, ~values.isnan(), (
+            f"{type(self).__name__}: every draw of every sample of this batch changed the prediction; the "
+            f"{len(values)} samples are left out and counted in `skipped`"
+        ))
 
 
 def uniform_noise(shape: tuple[int, ...], low: float, high: float, seed: int, draw: int) -> Tensor:
