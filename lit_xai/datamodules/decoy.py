@@ -53,7 +53,7 @@ def intervention_rates(model: nn.Module, dataset: ShapesDataset, limit: int | No
     count = len(dataset) if limit is None else min(limit, len(dataset))
     if count < 1:
         raise ValueError(f"intervention_rates needs at least one image, the dataset has {len(dataset)} and limit is {limit}")
-    image_size, num_classes = dataset.settings[0], dataset.settings[1]
+    num_classes = dataset.settings[1]
     shifts = torch.randint(1, num_classes, (count,), generator=torch.Generator().manual_seed(seed))
     new_decoys = (dataset.decoy_classes[:count] + shifts) % num_classes
     new_shapes = (dataset.labels[:count] + shifts) % num_classes

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.randomization import has_own_parameters, layer_seed, reinitialize
 from lit_xai.metrics.robustness.base import ExplainerFn
@@ -75,8 +75,7 @@ class EfficientMPRT(SkippingMean):
     def __init__(self, explainer: ExplainerFn | None = None, n_bins: int = 100, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_explainer(explainer)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer, self.n_bins, self.seed = explainer, check_positive_int(n_bins, "n_bins"), seed
 
     def randomised(self, model: nn.Module) -> nn.Module:

@@ -25,7 +25,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
@@ -66,8 +66,7 @@ class FaithfulnessCorrelation(PerImageMean):
             isinstance(subset, int) and subset >= 1 or isinstance(subset, float) and 0 < subset < 1
         ):
             raise ValueError(f"subset must be a positive int (positions) or a float in (0, 1) (a fraction of them), got {subset!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.subset = subset
         self.samples = check_positive_int(samples, "samples")
         if self.samples < 2:

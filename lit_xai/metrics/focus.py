@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lit_xai.checks import check_int
 from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.robustness.base import ExplainerFn
@@ -60,8 +61,7 @@ class Focus(SkippingMean):
     def __init__(self, explainer: ExplainerFn | None = None, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_explainer(explainer)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer, self.seed = explainer, seed
 
     def mosaics(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

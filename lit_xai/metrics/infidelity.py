@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
@@ -84,8 +84,7 @@ class Infidelity(PerImageMean):
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
         if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or noise_std <= 0:
             raise ValueError(f"noise_std must be a number > 0, got {noise_std!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.perturbation = perturbation
         self.samples = check_positive_int(samples, "samples")
         self.noise_std = float(noise_std)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lit_xai.checks import check_int
 from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.randomization import map_similarity
@@ -49,8 +50,7 @@ class RandomLogit(PerImageMean):
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0:
             raise ValueError(f"win_size must be an odd int >= 3, got {win_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer, self.similarity, self.win_size, self.seed = explainer, similarity, win_size, seed
 
     def other_classes(self, inputs: Tensor, targets: Tensor, classes: int) -> Tensor:

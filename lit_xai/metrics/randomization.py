@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.checks import check_int
 from lit_xai.chunking import retry_out_of_memory
 from lit_xai.explainers.base import check_inputs
 from lit_xai.metrics.common import explain_rows, metric_layout
@@ -202,8 +203,7 @@ class ModelRandomizationSimilarity(Metric):
                 raise ValueError(f"layers must be a non-empty list of module names (output side first) or None, got {layers!r}")
             if len(set(layers)) != len(layers):
                 raise ValueError(f"layers must not repeat a name, got {layers!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         self.explainer = explainer

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_xai.checks import check_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, metric_passes
@@ -166,8 +167,7 @@ class ROAD(PerImageMean):
             raise ValueError(f"order must be one of {ORDERS} (most / least relevant first), got {order!r}")
         if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or noise_std < 0:
             raise ValueError(f"noise_std must be a number >= 0, got {noise_std!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
             raise ValueError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
         self.order = order

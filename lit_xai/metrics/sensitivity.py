@@ -22,7 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
@@ -62,8 +62,7 @@ class MaxSensitivity(PerImageMean):
         check_explainer(explainer)
         if isinstance(radius, bool) or not isinstance(radius, (int, float)) or radius <= 0:
             raise ValueError(f"radius must be a number > 0, got {radius!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer = explainer
         self.radius = float(radius)
         self.samples = check_positive_int(samples, "samples")

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
@@ -59,8 +59,7 @@ class SmoothMPRT(PerImageMean):
     ) -> None:
         super().__init__(**kwargs)
         check_explainer(explainer)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer, self.seed = explainer, seed
         self.nr_samples = check_positive_int(nr_samples, "nr_samples")
         self.noise_magnitude = check_number(noise_magnitude, "noise_magnitude")

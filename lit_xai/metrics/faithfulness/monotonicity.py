@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import batched_target_scores, metric_passes
@@ -119,8 +119,7 @@ class MonotonicityCorrelation(FeatureStepMetric):
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if not low < high:
             raise ValueError(f"low must be smaller than high (the uniform draws' range), got {low!r} and {high!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.eps, self.low, self.high, self.seed = float(eps), float(low), float(high), seed
 
     def draws(self, sample: Tensor, steps: int) -> Tensor:

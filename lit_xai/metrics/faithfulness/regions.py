@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.seeding import sample_seed
 from lit_xai.metrics.common import PerImageMean, SkippingMean, batched_target_scores, metric_passes
@@ -138,8 +138,7 @@ class RegionPerturbation(SegmentRemovalMetric):
         super().__init__(**kwargs)
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.order, self.seed = order, seed
         self.regions_evaluation = check_positive_int(regions_evaluation, "regions_evaluation")
 

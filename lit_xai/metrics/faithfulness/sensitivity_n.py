@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
@@ -72,8 +72,7 @@ class SensitivityN(PerImageMean):
                 raise ValueError(f"n_values must be a non-empty list of positive ints (subset sizes), got {n_values!r}")
         if isinstance(n_max_percentage, bool) or not isinstance(n_max_percentage, (int, float)) or not 0 < n_max_percentage <= 1:
             raise ValueError(f"n_max_percentage must be in (0, 1], got {n_max_percentage!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.n_values = n_values
         self.steps = check_positive_int(steps, "steps")
         self.n_max_percentage = float(n_max_percentage)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lit_xai.checks import check_positive_int
+from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seed
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
@@ -66,8 +66,7 @@ class ReexplainingMetric(SkippingMean):
     ) -> None:
         super().__init__(**kwargs)
         check_explainer(explainer)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         self.explainer = explainer
         self.nr_samples = check_positive_int(nr_samples, "nr_samples")
         self.abs, self.normalise = bool(abs), bool(normalise)
