@@ -197,7 +197,6 @@ class PerImageMean(Metric):
             return (variance.clamp_min(0) / n).sqrt().float()
 
 
-
 class SkippingMean(PerImageMean):
     """A `PerImageMean` that leaves out the samples it cannot score (each subclass says when): `add_kept`
     accumulates the kept ones, keeps every sample in `last_values` (NaN where left out) and counts the others

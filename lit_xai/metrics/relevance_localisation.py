@@ -33,14 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_xai.metrics.faithfulness.steps import prepared_map
 from lit_xai.metrics.localisation import LocalisationMetric, Regions
 from lit_xai.metrics.randomization import average_ranks
-
-
-def flat_values(saliency: Tensor, abs: bool) -> Tensor:
-    """The maps flattened to `(B, N)` float64, |phi| with `abs`."""
-    values = saliency.flatten(1).double()
-    return values.abs() if abs else values
 
 
 class SignedLocalisationMetric(LocalisationMetric):
@@ -81,7 +76,7 @@ class TopKIntersection(LocalisationMetric):
         self.k, self.concept_influence, self.abs = k, bool(concept_influence), bool(abs)
 
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = flat_values(saliency, self.abs)
+        values = prepared_map(saliency, self.abs)
         if self.k > values.shape[1]:
             raise ValueError(f"k = {self.k} is larger than the map's {values.shape[1]} positions; choose k <= {values.shape[1]}")
         mask = regions.mask.flatten(1)
@@ -96,7 +91,7 @@ class RelevanceRankAccuracy(SignedLocalisationMetric):
     """Share of the |M| most relevant positions on the object (Arras et al. 2022; module docstring)."""
 
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = flat_values(saliency, self.abs)
+        values = prepared_map(saliency, self.abs)
         mask = regions.mask.flatten(1)
         size = mask.sum(dim=1, keepdim=True)
         ordered = mask.gather(1, values.argsort(dim=1, descending=True, stable=True))
@@ -108,7 +103,7 @@ class RelevanceMassAccuracy(SignedLocalisationMetric):
     """Share of the attribution mass on the object (Arras et al. 2022; module docstring)."""
 
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = flat_values(saliency, self.abs)
+        values = prepared_map(saliency, self.abs)
         total = values.sum(dim=1)
         inside = (values * regions.mask.flatten(1)).sum(dim=1)
         return torch.where(total != 0, inside / torch.where(total != 0, total, torch.ones_like(total)), 0.0)
@@ -118,7 +113,7 @@ class LocalisationAUC(SignedLocalisationMetric):
     """ROC AUC of the map as a detector of the object's positions (quantus' `AUC`; module docstring)."""
 
     def scores(self, saliency: Tensor, regions: Regions) -> Tensor:
-        values = flat_values(saliency, self.abs)
+        values = prepared_map(saliency, self.abs)
         mask = regions.mask.flatten(1)
         inside = mask.sum(dim=1).double()
         outside = mask.shape[1] - inside
