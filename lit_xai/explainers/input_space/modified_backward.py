@@ -155,6 +155,16 @@ class MaxPoolRescale(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+def rescale_ratios(x: Tensor, y: Tensor, rows: int, eps: float) -> tuple[Tensor, Tensor]:
+    """For a function y = f(x) on the 2n rows `[inputs; references]`: where |x - x'| < eps (`plain`, there
+    the plain gradient applies) and the Rescale multipliers (y - y') / (x - x') elsewhere, each repeated
+    for both halves (the shape of `x`)."""
+    delta_in, delta_out = x[:rows] - x[rows:], y[:rows] - y[rows:]
+    plain = delta_in.abs() < eps
+    ratio = delta_out / torch.where(plain, torch.ones_like(delta_in), delta_in)
+    return torch.cat([plain, plain]), torch.cat([ratio, ratio])
+
+
 class SoftmaxRescale(torch.autograd.Function):
     """Softmax's output `y` over `dim` (identity in the forward pass); backward: captum's DeepLIFT rule for
     softmax on the 2n rows `[x; x']`, normalised per sample (see `RescaleRule`)."""
@@ -169,11 +179,9 @@ class SoftmaxRescale(torch.autograd.Function):
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, y = ctx.saved_tensors
         n, dim = ctx.rows, ctx.dim
-        delta_in, delta_out = x[:n] - x[n:], y[:n] - y[n:]
-        plain = torch.cat([delta_in, delta_in]).abs() < ctx.eps
-        ratio = delta_out / torch.where(delta_in.abs() < ctx.eps, torch.ones_like(delta_in), delta_in)
+        plain, ratio = rescale_ratios(x, y, n, ctx.eps)
         gradient = y * (grad_output - (grad_output * y).sum(dim, keepdim=True))  # softmax's own backward
-        unnormalised = torch.where(plain, gradient, grad_output * torch.cat([ratio, ratio]))
+        unnormalised = torch.where(plain, gradient, grad_output * ratio)
         pair_mean = (unnormalised[:n].sum(dim, keepdim=True) + unnormalised[n:].sum(dim, keepdim=True)) / (2 * x.shape[dim])
         return unnormalised - torch.cat([pair_mean, pair_mean]), None, None, None, None
 
@@ -220,13 +228,8 @@ class RescaleRule(ActivationRule):
     def activation(self, func: Callable[..., Any], x: Tensor, y: Tensor) -> Tensor:
         if not self.halves(x):
             return y
-        n = self.rows
         with torch.no_grad():
-            delta_in = x[:n] - x[n:]
-            delta_out = y[:n] - y[n:]
-            plain = delta_in.abs() < self.eps
-            ratio = delta_out / torch.where(plain, torch.ones_like(delta_in), delta_in)
-            plain, ratio = torch.cat([plain, plain]), torch.cat([ratio, ratio])
+            plain, ratio = rescale_ratios(x, y, self.rows, self.eps)
             fallback = bool(plain.any())
         rescaled = y.detach() + (x - x.detach()) * ratio  # value y, gradient ratio * incoming
         return torch.where(plain, y, rescaled) if fallback else rescaled
