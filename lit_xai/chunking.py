@@ -9,11 +9,21 @@ Integrated Gradients), noise draws (SmoothGrad), masks (Score-CAM, RISE), pertur
 `None` (every method's default) chooses it for the device, the one place where that is decided:
 
 * CPU: the caller's batch size, raised to at least `CPU_MIN_ELEMENTS` and capped at `CPU_MAX_ELEMENTS`
-  input elements per pass. A pass costs least per input between about half a million and a million
-  elements (measured on 2 cores, best per-image time: ResNet-50 at 224 px 65-67 ms for 4-8 images a pass,
-  70 ms for 16, 109 ms for 32, 104 ms for 1; resnet18 at 64 px 2.4 ms for 64-128 images, 5.5 ms for 4):
-  small passes pay the network's per-call overhead, large ones lose the caches and make the allocator
-  return and re-fetch their activations every pass. So 224 px images go 4-6 a pass, 64 px images 43-85.
+  input elements per pass (enough inputs to pay the network's per-call overhead: resnet18 at 32 px,
+  1 thread, 0.69 ms per image in passes of 512, 1.6 ms in passes of 8), then capped by the network's
+  activations: the first chunk (the caller's batch, at least `CPU_FIRST_ROWS`: fewer rows can round
+  differently in a GEMM) runs while a global module forward hook records the largest tensor any module
+  outputs, and the rest run in equal chunks whose largest activation stays within
+  `CPU_MAX_ACTIVATION_BYTES`. A larger one leaves the caches, and from 32 MiB malloc maps it afresh every
+  pass. Work too small to reach the cap even in a network that widens its input `CPU_MAX_WIDENING` times
+  runs in one pass, unmeasured. Per input, 2048 derived inputs, 1 and 2 threads (docs/benchmarks.md,
+  "Chunk sizes on CPU"): under the input rule alone, networks that widen their input took 1.5-4.7 x the
+  time of their best chunk (a 2-conv CNN of 16 channels at 16 px, 77 us against 20 us at 1 thread;
+  lit-xai's small CNN on 32 px RGB images, 1.34 ms against 0.89 ms); with the cap every network measured
+  is within 0.86-1.26 x of its best chunk (run-to-run noise is 10-20 % at 2 threads), and resnet18 and
+  ResNet-50 run as before. Chunked CPU passes also set glibc's malloc thresholds
+  once per process (`lit_xai.cpu_allocator`); without them the freed activations go back to the
+  operating system after each pass and the next pass faults them in again.
 * CUDA: the first chunk is the caller's batch size; its peak memory per derived input is measured, and
   every later chunk is as large as `CUDA_MEMORY_FRACTION` of the memory then free allows (at most
   `CUDA_MAX_CHUNK`). Measuring resets the device's peak-memory statistic
@@ -48,9 +58,13 @@ import torch
 from torch import Tensor
 
 from lit_xai.checks import check_positive_int
+from lit_xai.cpu_allocator import keep_freed_memory
 
 CPU_MIN_ELEMENTS = 2**19
 CPU_MAX_ELEMENTS = 2**20
+CPU_MAX_ACTIVATION_BYTES = 2**24
+CPU_MAX_WIDENING = 64
+CPU_FIRST_ROWS = 8
 CUDA_MEMORY_FRACTION = 0.5
 CUDA_MAX_CHUNK = 4096
 
@@ -142,6 +156,38 @@ def retry_out_of_memory(method: Call) -> Call:
     return guarded  # type: ignore[return-value]
 
 
+class _LargestOutput:
+    """A global module forward hook: the largest tensor (bytes) any module outputs while it is registered."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def __call__(self, module: torch.nn.Module, inputs: object, output: object) -> None:
+        self.bytes = max(self.bytes, _largest_tensor_bytes(output))
+
+
+def _largest_tensor_bytes(value: object, depth: int = 2) -> int:
+    """Bytes of the largest tensor in a module output: a tensor, or tensors in tuples, lists or mappings."""
+    if isinstance(value, Tensor):
+        return value.numel() * value.element_size()
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return max((_largest_tensor_bytes(item, depth - 1) for item in value), default=0)
+    return 0
+
+
+def cpu_chunk_from_activations(largest_bytes: int, rows: int, size: int) -> int:
+    """`size` capped so that a pass's largest activation stays within `CPU_MAX_ACTIVATION_BYTES`, given the
+    `largest_bytes` measured on a pass of `rows` derived inputs (nothing measured: `size` stands)."""
+    per_row = largest_bytes / max(1, rows)
+    if per_row <= 0:
+        return size
+    return max(1, min(size, int(CPU_MAX_ACTIVATION_BYTES // per_row)))
+
+
 def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batch_size: int | None = None) -> Iterator[Tensor]:
     """Consecutive index tensors (on `like`'s device) that together cover `range(total)` once, in order.
 
@@ -149,17 +195,26 @@ def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batc
     item of the derived inputs, `(1, *item)`, with `batch_size` the caller's batch size). Inside a call
     under `retry_out_of_memory`, no chunk exceeds the size that call learned after an out-of-memory error.
     """
+    device = like.device
+    if device.type == "cpu":
+        keep_freed_memory()
+    measure_cuda = measure_cpu = False
     if internal_batch_size is not None:
-        size, measure = check_positive_int(internal_batch_size, "internal_batch_size"), False
+        size = check_positive_int(internal_batch_size, "internal_batch_size")
     else:
-        size, measure = automatic_chunk_size(like, batch_size), like.device.type == "cuda"
+        size = automatic_chunk_size(like, batch_size)
+        measure_cuda = device.type == "cuda"
     attempts = _attempts()
     attempt = attempts[-1] if attempts else None
     limit = attempt.limit if attempt is not None else None
+    if internal_batch_size is None and device.type == "cpu" and limit is None:
+        first = min(size, max(CPU_FIRST_ROWS, like.shape[0] if batch_size is None else batch_size))
+        widest = total * math.prod(like.shape[1:]) * like.element_size() * CPU_MAX_WIDENING
+        if total > first and widest > CPU_MAX_ACTIVATION_BYTES:
+            measure_cpu, size, rule = True, first, size
     if limit is not None:
         size = min(size, limit)
-    device = like.device
-    if measure:
+    if measure_cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         start_bytes = torch.cuda.memory_allocated(device)
@@ -168,12 +223,24 @@ def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batc
         stop = min(start + size, total)
         if attempt is not None:
             attempt.largest = max(attempt.largest, stop - start)
-        yield torch.arange(start, stop, device=device)
-        if measure:
+        if measure_cpu:
+            largest = _LargestOutput()
+            handle = torch.nn.modules.module.register_module_forward_hook(largest)
+            try:
+                yield torch.arange(start, stop, device=device)
+            finally:
+                handle.remove()
+            size, measure_cpu = cpu_chunk_from_activations(largest.bytes, stop - start, rule), False
+            size = size if limit is None else min(size, limit)
+            if stop < total:  # the rest in equal chunks: no small last chunk
+                size = math.ceil((total - stop) / math.ceil((total - stop) / size))
+        else:
+            yield torch.arange(start, stop, device=device)
+        if measure_cuda:
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device) - start_bytes
             free, _ = torch.cuda.mem_get_info(device)
-            size, measure = max(size, chunk_size_from_memory(peak, stop - start, free)), False
+            size, measure_cuda = max(size, chunk_size_from_memory(peak, stop - start, free)), False
             size = size if limit is None else min(size, limit)
         start = stop
 

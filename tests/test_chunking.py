@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from lit_xai.chunking import (
+    CPU_MAX_ACTIVATION_BYTES,
     CPU_MIN_ELEMENTS,
     CUDA_MAX_CHUNK,
     automatic_chunk_size,
     chunk_size_from_memory,
+    cpu_chunk_from_activations,
     check_internal_batch_size,
     index_chunks,
     pair_chunks,
@@ -35,8 +37,36 @@ def test_automatic_size_on_cpu_is_the_batch_between_half_a_million_and_a_million
     assert automatic_chunk_size(torch.zeros(1, 3, 224, 224)) == 4  # one image: raised to half a million elements
     assert automatic_chunk_size(torch.zeros(2, 3, 64, 64)) == 43
     assert automatic_chunk_size(torch.zeros(2, 1, 8, 8)) == CPU_MIN_ELEMENTS // 64  # 8192 digits per pass
-    assert [len(c) for c in index_chunks(20000, None, torch.zeros(2, 1, 8, 8))] == [8192, 8192, 3616]
-    assert [len(c) for c in index_chunks(10, None, torch.zeros(4, 3, 224, 224))] == [4, 4, 2]
+    # the first chunk is the caller's batch, at least 8; no module ran in it, so the input rule stands for
+    # the rest, in equal chunks
+    assert [len(c) for c in index_chunks(20000, None, torch.zeros(2, 1, 8, 8))] == [8, 6664, 6664, 6664]
+    assert [len(c) for c in index_chunks(10, None, torch.zeros(4, 3, 224, 224))] == [4, 3, 3]
+    assert [len(c) for c in index_chunks(3, None, torch.zeros(4, 3, 224, 224))] == [3]
+
+
+def test_cpu_chunks_are_capped_by_the_largest_activation_measured_on_the_first() -> None:
+    wide = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU())  # 16 x its input
+    like, sizes = torch.zeros(8, 1, 16, 16), []
+    for chunk in index_chunks(5000, None, like):
+        sizes.append(len(chunk))
+        wide(torch.rand(len(chunk), 1, 16, 16))
+    # input rule: 2**19 / 256 = 2048 a pass; each input's largest activation is 16 x 16 x 16 x 4 bytes = 16 KiB
+    assert sizes[0] == 8 and sum(sizes) == 5000
+    assert CPU_MAX_ACTIVATION_BYTES // (16 * 16 * 16 * 4) == 1024
+    assert sizes[1:] == [999] * 4 + [996]  # the other 4992 in 5 equal chunks of at most 1024
+    assert cpu_chunk_from_activations(0, 8, 2048) == 2048  # nothing measured: the input rule
+    assert cpu_chunk_from_activations(10**9, 1, 2048) == 1  # never below one
+    assert cpu_chunk_from_activations(4096 * 8, 8, 100) == 100  # never above the input rule
+    assert not torch.nn.modules.module._global_forward_hooks  # the measuring hook is gone
+    # 16 inputs of 1 KiB cannot make 16 MiB activations below 64 x widening: one pass, unmeasured
+    assert [len(c) for c in index_chunks(16, None, like)] == [16]
+
+
+def test_the_measuring_hook_goes_when_a_loop_stops_early() -> None:
+    for chunk in index_chunks(100, None, torch.zeros(4, 3, 32, 32)):
+        assert torch.nn.modules.module._global_forward_hooks
+        break
+    assert not torch.nn.modules.module._global_forward_hooks
 
 
 def test_memory_budget_arithmetic() -> None:
@@ -114,3 +144,18 @@ def test_cuda_automatic_chunks_give_the_cpu_results(small_net) -> None:
     cpu_curve = Deletion(steps=8).curves(small_net.cpu(), inputs, saliency, None)
     cuda_curve = Deletion(steps=8).curves(small_net.cuda(), inputs.cuda(), saliency.cuda(), None)
     torch.testing.assert_close(cuda_curve.cpu(), cpu_curve, rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_cpu_passes_keep_freed_memory(monkeypatch) -> None:
+    import platform
+
+    from lit_xai import cpu_allocator
+
+    list(index_chunks(3, 2, torch.zeros(2, 3)))
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and "MALLOC_MMAP_THRESHOLD_" not in __import__("os").environ
+    assert cpu_allocator.keep_freed_memory() is expected
+    monkeypatch.setenv("LIT_XAI_KEEP_FREED_MEMORY", "0")
+    assert cpu_allocator._set_thresholds() is False  # the opt-out
+    monkeypatch.delenv("LIT_XAI_KEEP_FREED_MEMORY")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert cpu_allocator._set_thresholds() is False  # the environment's malloc settings stand
