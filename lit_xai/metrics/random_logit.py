@@ -54,10 +54,9 @@ class RandomLogit(PerImageMean):
         self.explainer, self.similarity, self.win_size, self.seed = explainer, similarity, win_size, seed
 
     def other_classes(self, inputs: Tensor, targets: Tensor, classes: int) -> Tensor:
-        """y' `(B,)`: for each sample, one of the `classes` - 1 classes other than its target, uniformly, seeded per sample."""
-        picks = torch.tensor(
-            [int(torch.randint(0, classes - 1, (1,), generator=torch.Generator().manual_seed(sample_seed(x, self.seed)))) for x in inputs]
-        ).to(targets.device)
+        """y' `(B,)`: for each sample, one of the `classes` - 1 classes other than its target, uniformly: its
+        63-bit seed (`sample_seed`, a hash of its bytes) modulo `classes` - 1."""
+        picks = torch.tensor([sample_seed(x, self.seed) % (classes - 1) for x in inputs], dtype=torch.long).to(targets.device)
         return picks + (picks >= targets).long()  # skip the target: the picks index the other classes in order
 
     def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> Tensor:

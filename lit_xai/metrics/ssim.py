@@ -23,13 +23,13 @@ def structural_similarity(first: Tensor, second: Tensor, data_range: Tensor, win
         raise ValueError(f"maps of shape {tuple(spatial)} are smaller than the SSIM window {win_size}: pass a smaller odd win_size")
     pool = F.avg_pool1d if len(spatial) == 1 else F.avg_pool2d
     a, b = first.double().unsqueeze(1), second.double().unsqueeze(1)
-    mean = lambda t: pool(t, win_size, stride=1)
+    # the five window means in one pooling call, one channel each
+    mu_a, mu_b, mean_aa, mean_bb, mean_ab = pool(torch.cat([a, b, a * a, b * b, a * b], dim=1), win_size, stride=1).split(1, dim=1)
     n = win_size ** len(spatial)
     cov_norm = n / (n - 1)
-    mu_a, mu_b = mean(a), mean(b)
-    var_a = cov_norm * (mean(a * a) - mu_a * mu_a)
-    var_b = cov_norm * (mean(b * b) - mu_b * mu_b)
-    cov = cov_norm * (mean(a * b) - mu_a * mu_b)
+    var_a = cov_norm * (mean_aa - mu_a * mu_a)
+    var_b = cov_norm * (mean_bb - mu_b * mu_b)
+    cov = cov_norm * (mean_ab - mu_a * mu_b)
     shape = (-1,) + (1,) * (len(spatial) + 1)
     c1 = ((0.01 * data_range.double()) ** 2).view(shape)
     c2 = ((0.03 * data_range.double()) ** 2).view(shape)
