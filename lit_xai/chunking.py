@@ -16,12 +16,11 @@ Integrated Gradients), noise draws (SmoothGrad), masks (Score-CAM, RISE), pertur
   outputs, and the rest run in equal chunks whose largest activation stays within
   `CPU_MAX_ACTIVATION_BYTES`. A larger one leaves the caches, and from 32 MiB malloc maps it afresh every
   pass. Work too small to reach the cap even in a network that widens its input `CPU_MAX_WIDENING` times
-  runs in one pass, unmeasured. Per input, 2048 derived inputs, 1 and 2 threads (docs/benchmarks.md,
-  "Chunk sizes on CPU"): under the input rule alone, networks that widen their input took 1.5-4.7 x the
-  time of their best chunk (a 2-conv CNN of 16 channels at 16 px, 77 us against 20 us at 1 thread;
-  lit-xai's small CNN on 32 px RGB images, 1.34 ms against 0.89 ms); with the cap every network measured
-  is within 0.86-1.26 x of its best chunk (run-to-run noise is 10-20 % at 2 threads), and resnet18 and
-  ResNet-50 run as before. Chunked CPU passes also set glibc's malloc thresholds
+  runs in one pass, unmeasured. Per input, 1 and 2 threads (docs/benchmarks.md, "Chunk sizes on CPU"):
+  before the cap and the malloc thresholds, networks that widen a small input to many channels took
+  1.5-4.7 x the time of their best chunk (a 2-conv CNN of 16 channels at 16 px, 77 us against 20 us at
+  1 thread; lit-xai's small CNN on 32 px RGB images, 1.34 ms against 0.89 ms); now 1.0-1.27 x, and
+  resnet18, ResNet-50, vit_tiny and C-MAPSS windows run as before. Chunked CPU passes also set glibc's malloc thresholds
   once per process (`lit_xai.cpu_allocator`); without them the freed activations go back to the
   operating system after each pass and the next pass faults them in again.
 * CUDA: the first chunk is the caller's batch size; its peak memory per derived input is measured, and

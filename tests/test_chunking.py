@@ -159,3 +159,15 @@ def test_chunked_cpu_passes_keep_freed_memory(monkeypatch) -> None:
     monkeypatch.delenv("LIT_XAI_KEEP_FREED_MEMORY")
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert cpu_allocator._set_thresholds() is False  # the environment's malloc settings stand
+
+
+def test_the_chunk_benchmark_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "chunks.py"
+    done = subprocess.run([sys.executable, str(script), "--only", "cmapss", "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| lit-xai small_cnn 1-D")]
+    assert "| 2048 |" in row and "8, 1020" in row  # the first 8, then equal chunks of the input rule
