@@ -197,20 +197,20 @@ def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batc
     device = like.device
     if device.type == "cpu":
         keep_freed_memory()
+    attempts = _attempts()
+    attempt = attempts[-1] if attempts else None
+    limit = attempt.limit if attempt is not None else None
     measure_cuda = measure_cpu = False
     if internal_batch_size is not None:
         size = check_positive_int(internal_batch_size, "internal_batch_size")
     else:
         size = automatic_chunk_size(like, batch_size)
         measure_cuda = device.type == "cuda"
-    attempts = _attempts()
-    attempt = attempts[-1] if attempts else None
-    limit = attempt.limit if attempt is not None else None
-    if internal_batch_size is None and device.type == "cpu" and limit is None:
-        first = min(size, max(CPU_FIRST_ROWS, like.shape[0] if batch_size is None else batch_size))
-        widest = total * math.prod(like.shape[1:]) * like.element_size() * CPU_MAX_WIDENING
-        if total > first and widest > CPU_MAX_ACTIVATION_BYTES:
-            measure_cpu, size, rule = True, first, size
+        if device.type == "cpu" and limit is None:  # under a learned limit, chunks are that size, as set by hand
+            first = min(size, max(CPU_FIRST_ROWS, like.shape[0] if batch_size is None else batch_size))
+            widest = total * math.prod(like.shape[1:]) * like.element_size() * CPU_MAX_WIDENING
+            if total > first and widest > CPU_MAX_ACTIVATION_BYTES:
+                measure_cpu, size, rule = True, first, size
     if limit is not None:
         size = min(size, limit)
     if measure_cuda:
@@ -230,7 +230,6 @@ def index_chunks(total: int, internal_batch_size: int | None, like: Tensor, batc
             finally:
                 handle.remove()
             size, measure_cpu = cpu_chunk_from_activations(largest.bytes, stop - start, rule), False
-            size = size if limit is None else min(size, limit)
             if stop < total:  # the rest in equal chunks: no small last chunk
                 size = math.ceil((total - stop) / math.ceil((total - stop) / size))
         else:
