@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lit_xai.chunking import index_chunks, pair_chunks
 from lit_xai.explainers.gradients import forward_with_layers
 from lit_xai.explainers.path_baselines import BaselineSource, pair_normal
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.explainers.tokens import current_reshape
 from lit_xai.targets import current_call, resolve_targets, select_scores
 
@@ -177,7 +177,7 @@ def expected_gradients_at_layers(
     targets = resolve_targets(outputs, targets)
     scores = select_scores(outputs, targets).detach().to(dtype)
 
-    seeds = [sample_seed(x, seed) for x in inputs]
+    seeds = sample_seeds(inputs, seed)
     factors = interpolation_factors(inputs, draws, groups, alphas, seeds)
     bank = source.bank(inputs)
     indices = bank_indices(bank.shape[0], groups * draws, seeds, inputs.device) if bank is not None else None

@@ -21,24 +21,29 @@ from torch import Tensor
 
 def sample_seed(sample: Tensor, seed: int) -> int:
     """A 63-bit seed from `seed` and the sample's bytes: equal samples get equal seeds."""
-    raw = sample.detach().cpu().contiguous().view(torch.uint8)  # any dtype, bfloat16 included
-    digest = hashlib.blake2b(raw.numpy().tobytes(), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") ^ seed) & ((1 << 63) - 1)
+    return sample_seeds(sample.unsqueeze(0), seed)[0]
+
+
+def sample_seeds(inputs: Tensor, seed: int) -> list[int]:
+    """`sample_seed` of every sample of `inputs` `(B, ...)`, the batch copied to the CPU once."""
+    raw = inputs.detach().cpu().contiguous().view(torch.uint8)  # any dtype, bfloat16 included
+    rows = raw.numpy().reshape(inputs.shape[0], -1)
+    return [(int.from_bytes(hashlib.blake2b(row, digest_size=8).digest(), "little") ^ seed) & MASK_63 for row in rows]
 
 
 def per_sample_normal(inputs: Tensor, draws: int, seed: int) -> Tensor:
     """Standard normal noise `(B, draws, *inputs.shape[1:])` drawn on the inputs' device, seeded per sample."""
     device = inputs.device
     noise = [
-        torch.randn((draws, *sample.shape), generator=torch.Generator(device).manual_seed(sample_seed(sample, seed)), device=device)
-        for sample in inputs
+        torch.randn((draws, *sample.shape), generator=torch.Generator(device).manual_seed(own_seed), device=device)
+        for sample, own_seed in zip(inputs, sample_seeds(inputs, seed))
     ]
     return torch.stack(noise).to(dtype=inputs.dtype)
 
 
 def per_sample_uniform(inputs: Tensor, shape: tuple[int, ...], seed: int) -> Tensor:
     """U(0, 1) draws `(B, *shape)` on the inputs' device, seeded per sample."""
-    draws = [torch.rand(shape, generator=torch.Generator().manual_seed(sample_seed(sample, seed))) for sample in inputs]
+    draws = [torch.rand(shape, generator=torch.Generator().manual_seed(own_seed)) for own_seed in sample_seeds(inputs, seed)]
     return torch.stack(draws).to(inputs.device)
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.checks import check_int
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.robustness.base import ExplainerFn
 from lit_xai.targets import ForwardArgs, Target, TargetsLike
@@ -71,8 +71,8 @@ class Focus(SkippingMean):
             raise ValueError(f"Focus builds 2 x 2 mosaics of images (B, C, H, W), got inputs of shape {tuple(inputs.shape)}")
         labels = targets.tolist()
         built, flags, members, anchors = [], [], [], []
-        for b, x in enumerate(inputs):
-            generator = torch.Generator().manual_seed(sample_seed(x, self.seed))
+        for b, own_seed in enumerate(sample_seeds(inputs, self.seed)):
+            generator = torch.Generator().manual_seed(own_seed)
             same = [j for j, t in enumerate(labels) if t == labels[b] and j != b] or [b]
             other = [j for j, t in enumerate(labels) if t != labels[b]]
             if not other:

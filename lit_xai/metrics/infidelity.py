@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
@@ -108,7 +108,7 @@ class Infidelity(PerImageMean):
         """Per-image infidelity `(B,)` float64, without updating the state."""
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             batch, spatial = inputs.shape[0], tuple(inputs.shape[2:])
-            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            seeds = sample_seeds(inputs, self.seed)
             predicted = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
             changes = torch.empty_like(predicted)
             phi = saliency.to(inputs.device).double()

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, metric_passes
 from lit_xai.metrics.perturbation import ORDERS, unit_ranks
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
@@ -189,7 +189,7 @@ class ROAD(PerImageMean):
             batch, spatial = inputs.shape[0], inputs.shape[2:]
             ranks, positions = unit_ranks(saliency.to(inputs.device), 1, self.order)
             counts = torch.tensor(removed_counts(positions, self.percentiles), device=inputs.device)
-            seeds = [sample_seed(sample, self.seed) for sample in inputs] if self.noise_std > 0 else []
+            seeds = sample_seeds(inputs, self.seed) if self.noise_std > 0 else []
             scores = torch.empty(batch, len(self.percentiles), dtype=torch.float64, device=inputs.device)
             for image, step in pair_chunks(batch, len(self.percentiles), self.internal_batch_size, inputs):
                 removed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), *spatial)

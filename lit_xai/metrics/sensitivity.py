@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike
 
@@ -82,7 +82,7 @@ class MaxSensitivity(PerImageMean):
             )
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             batch, shape = inputs.shape[0], tuple(inputs.shape[1:])
-            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            seeds = sample_seeds(inputs, self.seed)
             phi = saliency.to(inputs.device).double().flatten(1)
             norms = phi.norm(dim=1)
             norms = torch.where(norms == 0, torch.ones_like(norms), norms)

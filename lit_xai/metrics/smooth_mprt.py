@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.efficient_mprt import EfficientMPRT
 from lit_xai.metrics.randomization import spearman_correlation
@@ -68,7 +68,7 @@ class SmoothMPRT(PerImageMean):
     def smoothed(self, model: nn.Module, inputs: Tensor, targets: Any) -> Tensor:
         """E~(model, x) `(B, N)` float64: the mean map over the seeded noisy copies."""
         batch = inputs.shape[0]
-        seeds = [sample_seed(sample, self.seed) for sample in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         sigma = self.noise_magnitude * (inputs.flatten(1).amax(dim=1) - inputs.flatten(1).amin(dim=1))
         total: Tensor | None = None
         for image, draw in pair_chunks(batch, self.nr_samples, self.internal_batch_size, inputs):

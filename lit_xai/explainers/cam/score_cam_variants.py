@@ -18,7 +18,7 @@ from lit_xai.checks import check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.cam.score_cam import ForwardWeightedCAM
 from lit_xai.explainers.cam.scoring import upsampled_masks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.explainers.tokens import TokenView
 from lit_xai.explainers.upsample import UpsampleMode
 from lit_xai.targets import model_outputs, select_scores
@@ -97,7 +97,7 @@ class SSCAM(ForwardWeightedCAM):
         self, model: nn.Module, layer_name: str, inputs: Tensor, outputs: Tensor, activations: Tensor, targets: Tensor | None,
         view: TokenView,
     ) -> Tensor:
-        seeds = [sample_seed(sample, self.seed) for sample in inputs]
+        seeds = sample_seeds(inputs, self.seed)
 
         def noisy(masks: Tensor, sample: Tensor, draw: Tensor, channel: Tensor) -> Tensor:
             noise = [mask_noise(seeds[b], n, k, tuple(masks.shape[1:]), self.std) for b, n, k in zip(sample.tolist(), draw.tolist(), channel.tolist())]

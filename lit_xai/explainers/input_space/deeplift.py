@@ -18,7 +18,7 @@ from lit_xai.explainers.attributions import InputSpaceExplainer, clean_pass, exp
 from lit_xai.explainers.expected_gradients import bank_indices, interpolation_factors
 from lit_xai.explainers.input_space.modified_backward import DeconvolutionRule, RescaleRule, activation_rules
 from lit_xai.explainers.path_baselines import BaselineSource, as_baseline_source, pair_normal
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.targets import Target, model_outputs, resolve_targets, select_scores
 
 
@@ -175,7 +175,7 @@ class GradientShap(InputSpaceExplainer):
 
     def draws(self, inputs: Tensor, bank_size: int) -> tuple[list[int], Tensor, Tensor]:
         """Per-sample seeds, bank indices `(B, S)` and path positions a `(B, S)` (noise is drawn per chunk)."""
-        seeds = [sample_seed(x, self.seed) for x in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         return seeds, bank_indices(bank_size, self.samples, seeds, inputs.device), interpolation_factors(inputs, self.samples, 1, "uniform", seeds)
 
     def noise(self, inputs: Tensor, sample: Tensor, draw: Tensor, seeds: list[int]) -> Tensor:

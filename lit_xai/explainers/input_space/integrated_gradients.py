@@ -13,7 +13,7 @@ from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.attributions import InputSpaceExplainer, clean_pass, expand_batch, input_gradients
 from lit_xai.explainers.expected_gradients import ALPHAS, ConvergenceDiagnostics, bank_indices, interpolation_factors
 from lit_xai.explainers.path_baselines import BaselineSource, as_baseline_source
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 
 METHODS = ("riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
@@ -163,7 +163,7 @@ class ExpectedGradients(InputSpaceExplainer):
         source = as_baseline_source(self.baselines)
         if targets is None:
             _, targets = clean_pass(model, inputs, targets)
-        seeds = [sample_seed(x, self.seed) for x in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         factors = interpolation_factors(inputs, self.draws, 1, self.alphas, seeds)
         bank = source.bank(inputs)
         indices = bank_indices(bank.shape[0], self.draws, seeds, inputs.device) if bank is not None else None

@@ -25,7 +25,7 @@ from lit_xai.chunking import check_internal_batch_size
 from lit_xai.explainers.attributions import chunked_scores
 from lit_xai.explainers.base import check_inputs
 from lit_xai.explainers.path_baselines import pair_normal
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.model_state import preserved_model_state
 from lit_xai.targets import is_regression
 
@@ -113,7 +113,7 @@ def optimal_noise_scale(
     internal_batch_size = check_internal_batch_size(internal_batch_size)
     batch, count = inputs.shape[0], grid.numel()
     inputs = inputs.detach()
-    seeds = [sample_seed(x, seed) for x in inputs]
+    seeds = sample_seeds(inputs, seed)
     scale_grid = grid.to(inputs.device)
     sums: Tensor | None = None
 

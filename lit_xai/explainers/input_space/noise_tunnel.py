@@ -13,7 +13,7 @@ from lit_xai.explainers.attributions import clean_pass
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.input_space.noise_scale import input_range
 from lit_xai.explainers.path_baselines import pair_normal
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.targets import Target, current_call, to_channels_first, to_user_layout
 
 MODES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -56,7 +56,7 @@ class NoiseTunnel(Explainer):
 
     def noise(self, inputs: Tensor, sample: Tensor, draw: Tensor, seeds: Optional[list[int]] = None) -> Tensor:
         """sigma_b * e for the (sample, draw) pairs, inputs channel-first (as the explainer sees them)."""
-        seeds = [sample_seed(x, self.seed) for x in inputs] if seeds is None else seeds
+        seeds = sample_seeds(inputs, self.seed) if seeds is None else seeds
         sigma = self.noise_std * input_range(inputs[sample])
         return sigma.view(-1, *(1,) * (inputs.ndim - 1)) * pair_normal(inputs, sample, draw, seeds, stream=7)
 
@@ -64,7 +64,7 @@ class NoiseTunnel(Explainer):
         if targets is None:
             _, targets = clean_pass(model, inputs, targets)
         call = current_call()
-        seeds = [sample_seed(x, self.seed) for x in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         total = total_sq = None
         for sample, draw in pair_chunks(inputs.shape[0], self.samples, self.internal_batch_size, inputs):
             noisy = inputs[sample] + self.noise(inputs, sample, draw, seeds)

@@ -12,7 +12,7 @@ from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size
 from lit_xai.explainers.attributions import InputSpaceExplainer, chunked_gradients, clean_pass
 from lit_xai.explainers.input_space.noise_scale import check_mode, input_range, optimal_noise_scale, perturbed
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 
 NoiseStd = Union[float, str]
 
@@ -77,7 +77,7 @@ class NoisyGradients(InputSpaceExplainer):
         if targets is None:
             _, targets = clean_pass(model, inputs, targets)
         scale = self.scales(model, inputs)
-        seeds = [sample_seed(x, self.seed) for x in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         first, second = torch.zeros_like(inputs), torch.zeros_like(inputs)
 
         def noisy(sample: Tensor, draw: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.attributions import InputSpaceExplainer, check_reduce, clean_pass, input_gradients, reduce_channels
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.input_space.noise_scale import check_scales, optimal_noise_scale, perturbed
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 
 DEFAULT_SCALES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PRIORS = ("uniform", "beta")
@@ -72,7 +72,7 @@ class ScaleGrid:
         g = d y^c / d x~ at x~ = (1 - s_{b,k}) x_b + s_{b,k} e_{b,d}."""
         if targets is None:
             _, targets = clean_pass(model, inputs, targets)
-        seeds = [sample_seed(x, self.seed) for x in inputs]
+        seeds = sample_seeds(inputs, self.seed)
         count = len(self.scales)
         for sample, repeat in pair_chunks(inputs.shape[0], count * self.samples, self.internal_batch_size, inputs):
             scale_index, draw = repeat // self.samples, repeat % self.samples

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.attributions import InputSpaceExplainer, clean_pass, expand_batch
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.segments import BY, Features, PatchSize, check_features, segment_counts, segments
 from lit_xai.targets import Target, model_outputs, select_scores
 
@@ -124,8 +124,8 @@ class FeatureAblation(SegmentExplainer):
 def sample_permutations(inputs: Tensor, counts: Tensor, samples: int, seed: int) -> list[Tensor]:
     """Per sample b, `samples` uniform permutations `(samples, counts[b])` of its segments, seeded per sample."""
     permutations = []
-    for x, n in zip(inputs, counts.tolist()):
-        generator = pair_generator(sample_seed(x, seed), -1, stream=5)
+    for own_seed, n in zip(sample_seeds(inputs, seed), counts.tolist()):
+        generator = pair_generator(own_seed, -1, stream=5)
         permutations.append(torch.stack([torch.randperm(n, generator=generator) for _ in range(samples)]))
     return permutations
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.attributions import InputSpaceExplainer, clean_pass
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.targets import model_outputs, target_probabilities
 
 
@@ -75,8 +75,8 @@ class RISE(InputSpaceExplainer):
         cell_size = tuple(math.ceil(n / self.cell) for n in size)
         cells = (self.cell,) * len(size)
         grids, shifts = [], []
-        for sample in inputs:  # a few bytes per mask: drawn up front, one generator per sample
-            generator = torch.Generator().manual_seed(sample_seed(sample, self.seed))
+        for own_seed in sample_seeds(inputs, self.seed):  # a few bytes per mask: drawn up front, one generator per sample
+            generator = torch.Generator().manual_seed(own_seed)
             grids.append(torch.rand((self.masks, *cells), generator=generator) < self.p)
             shifts.append(torch.stack([torch.randint(s, (self.masks,), generator=generator) for s in cell_size], dim=1))
         grid, shift = torch.stack(grids).to(inputs.device), torch.stack(shifts).to(inputs.device)

@@ -13,7 +13,7 @@ from lit_xai.checks import check_positive_int
 from lit_xai.explainers.attributions import expand_batch
 from lit_xai.explainers.perturbation.coalitions import SegmentExplainer
 from lit_xai.explainers.scripting import scripted
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.segments import Features, PatchSize, segment_counts
 from lit_xai.targets import Target
 
@@ -93,7 +93,7 @@ class SurrogateExplainer(SegmentExplainer):
         return self.draw_all(inputs, segment_counts(self.segment_ids(inputs)))
 
     def draw_all(self, inputs: Tensor, counts: Tensor) -> list[Tensor]:
-        return [self.draw(n, pair_generator(sample_seed(x, self.seed), -1, stream=6)) for x, n in zip(inputs, counts.tolist())]
+        return [self.draw(n, pair_generator(own_seed, -1, stream=6)) for own_seed, n in zip(sample_seeds(inputs, self.seed), counts.tolist())]
 
     @abc.abstractmethod
     def draw(self, segments: int, generator: torch.Generator) -> Tensor:

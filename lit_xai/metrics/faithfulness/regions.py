@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.metrics.common import PerImageMean, SkippingMean, batched_target_scores, metric_passes
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.segments import Features, check_features, segment_counts, segments
@@ -149,7 +149,7 @@ class RegionPerturbation(SegmentRemovalMetric):
             values = saliency.abs() if self.abs else saliency
             counts = segment_counts(ids)
             if self.order == "random":
-                generators = [torch.Generator().manual_seed(sample_seed(x, self.seed)) for x in inputs]
+                generators = [torch.Generator().manual_seed(own_seed) for own_seed in sample_seeds(inputs, self.seed)]
                 keys = torch.stack([torch.rand(int(counts.max()), generator=g, dtype=torch.float64) for g in generators]).to(inputs.device)
             else:
                 keys = segment_attribution(values, ids, "sum")

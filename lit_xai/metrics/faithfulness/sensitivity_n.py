@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
@@ -103,7 +103,7 @@ class SensitivityN(PerImageMean):
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             batch, positions = inputs.shape[0], math.prod(inputs.shape[2:])
             sizes = self.sizes(positions)
-            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            seeds = sample_seeds(inputs, self.seed)
             repeats = len(sizes) * self.nr_samples
             sums = torch.empty(batch, repeats, dtype=torch.float64, device=inputs.device)
             drops = torch.empty_like(sums)

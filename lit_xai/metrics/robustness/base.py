@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seed
+from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.faithfulness.steps import prepared_map
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
@@ -100,7 +100,7 @@ class ReexplainingMetric(SkippingMean):
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             batch = inputs.shape[0]
             self.prepare(model, inputs)
-            seeds = [sample_seed(sample, self.seed) for sample in inputs]
+            seeds = sample_seeds(inputs, self.seed)
             phi = prepared_map(saliency.to(inputs.device), self.abs, self.normalise)
             tracked = self.needs_outputs or self.skip_changed_predictions
             outputs = model_outputs(model, inputs).flatten(1).double() if tracked else None
