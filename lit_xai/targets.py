@@ -376,7 +376,8 @@ def checked_indices(outputs: Tensor, targets: Tensor | Target | None) -> Tensor:
     if outputs.ndim > 2:
         raise dense_outputs_error(outputs)
     num_classes = outputs.shape[1]
-    if bool(((targets < 0) | (targets >= num_classes)).any()):
+    lowest, highest = targets.aminmax() if targets.numel() else (0, 0)
+    if int(lowest) < 0 or int(highest) >= num_classes:
         raise ValueError(f"targets must be class indices in [0, {num_classes}), got values {targets.unique().tolist()[:10]}")
     return targets.view(-1, 1)
 

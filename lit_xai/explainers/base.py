@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from lit_xai.checks import all_finite
 from lit_xai.chunking import retry_out_of_memory
 from lit_xai.explainers.layers import resolve_target_layer
 from lit_xai.model_state import preserved_model_state
@@ -60,16 +61,15 @@ def check_inputs(inputs: Tensor) -> None:
         )
     if not inputs.is_floating_point():
         raise ValueError(f"inputs must be floating point (normalised), got dtype {inputs.dtype}; convert with inputs.float()")
-    finite = torch.isfinite(inputs.detach()).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten().tolist()
+    if not all_finite(inputs):
+        bad = torch.nonzero(~torch.isfinite(inputs.detach()).flatten(1).all(dim=1)).flatten().tolist()
         raise ValueError(f"inputs contain NaN or inf in samples {bad[:10]}; check the data and its normalisation")
 
 
 def warn_if_all_zero(explainer: object, model: nn.Module, saliency: Tensor) -> None:
     """A map that is zero for every sample of a batch explains nothing: say so, naming the layer (e.g. a
     layer before a zero-initialised BatchNorm of an untrained model has zero gradients)."""
-    if saliency.numel() and not bool(saliency.ne(0).any()):
+    if saliency.numel() and not int(saliency.count_nonzero()):
         where = ""
         if hasattr(explainer, "target_layer"):
             try:
@@ -132,7 +132,7 @@ class Explainer(abc.ABC):
             with model_call(inputs.shape[0], args, output, score, channel_dim, inputs.device):
                 saliency = self.explain(model, inputs.detach().clone(), targets)
         saliency = saliency.detach().to(torch.float32)
-        if not bool(torch.isfinite(saliency).all()):
+        if not all_finite(saliency):
             raise ValueError(
                 f"{type(self).__name__} produced NaN or inf: the model's outputs or gradients are not finite "
                 "for these inputs (check the model in isolation with the same batch)"

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lit_xai.checks import all_finite
 from lit_xai.chunking import index_chunks, retry_out_of_memory
 from lit_xai.explainers.base import Explainer
 from lit_xai.model_state import preserved_model_state
@@ -38,14 +39,14 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
     """Inputs `(B, C, H, W)` or `(B, C, T)`; saliency `(B, *spatial)`, finite."""
     if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
         raise ValueError(f"inputs must be a tensor (B, C, H, W) or (B, C, T), got shape {tuple(getattr(inputs, 'shape', ()))}")
-    if not bool(torch.isfinite(inputs).all()):
+    if not all_finite(inputs):
         raise ValueError("inputs contain NaN or inf; check the data and its normalisation")
     expected = (inputs.shape[0], *inputs.shape[2:])
     if not isinstance(saliency, Tensor) or tuple(saliency.shape) != expected:
         got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
         hint = " (reduce the channels first, e.g. saliency.abs().sum(1))" if got == tuple(inputs.shape) else ""
         raise ValueError(f"saliency must have shape (B, *spatial) = {expected} to match the inputs, got {got}{hint}")
-    if not bool(torch.isfinite(saliency).all()):
+    if not all_finite(saliency):
         raise ValueError("saliency contains NaN or inf; check the explainer's output")
 
 
@@ -181,7 +182,7 @@ class PerImageMean(Metric):
         # LightningModule reaches every worker with its state tensors in one shared memory block, so an in-place
         # sum would add every process's values into all of them and the synchronisation would add them again
         self.total = self.total + values.sum()
-        self.total_sq = self.total_sq + values.square().sum()
+        self.total_sq = self.total_sq + values.reshape(-1).dot(values.reshape(-1))
         self.count = self.count + values.numel()
 
     def compute(self) -> Tensor:

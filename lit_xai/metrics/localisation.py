@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit_xai.checks import all_finite
 from lit_xai.metrics.common import PerImageMean
 
 GroundTruth = Union[Tensor, Sequence[Tensor]]
@@ -75,7 +76,7 @@ def check_saliency(saliency: Tensor) -> Tensor:
         raise ValueError(f"saliency must be floating point, got dtype {saliency.dtype}")
     if saliency.shape[0] == 0 or saliency[0].numel() == 0:
         raise ValueError(f"saliency must hold at least one non-empty map, got shape {tuple(saliency.shape)}")
-    if not bool(torch.isfinite(saliency).all()):
+    if not all_finite(saliency):
         raise ValueError("saliency contains NaN or inf; check the explainer's output")
     return saliency.detach()
 
