@@ -46,11 +46,21 @@ def standardised_distances(values: Tensor) -> Tensor:
     """Pairwise `(B, B)` standardised Euclidean distances of `(B, N)` rows, each column scaled by its
     variance (ddof 1) over the two stacked copies of the rows, as scipy's `cdist(a, a, "seuclidean")`
     computes it; columns of variance 0 left out."""
+    centred = values - values.mean(dim=0)
     # the variance of the 2B stacked rows, two-pass as numpy's: twice the rows' squared deviations over 2B - 1
-    variance = 2 * (values - values.mean(dim=0)).square().sum(dim=0) / (2 * values.shape[0] - 1)
-    scale = torch.where(variance > 0, variance, torch.inf).to(values.device)
-    differences = values.unsqueeze(1) - values.unsqueeze(0)
-    return (differences.square() / scale).sum(dim=-1).sqrt()
+    variance = centred.square().sum(dim=0) * (2 / (2 * values.shape[0] - 1))
+    scaled = centred * torch.where(variance > 0, variance, torch.inf).rsqrt()  # 0 where the variance is 0
+    return torch.cdist(scaled, scaled, compute_mode="donot_use_mm_for_euclid_dist")  # the differences, not |a|^2 + |b|^2 - 2ab
+
+
+def top_positions(values: Tensor, k: int) -> Tensor:
+    """`(B, k)`: each row's positions of the k largest values, largest first, ties in index order (a stable
+    descending argsort's first k). `topk` when no two of the k + 1 largest are equal, else the argsort."""
+    if k < values.shape[1]:
+        largest, positions = values.topk(k + 1, dim=1)
+        if not bool((largest[:, 1:] == largest[:, :-1]).any()):
+            return positions[:, :k]
+    return values.argsort(dim=1, descending=True, stable=True)[:, :k]
 
 
 class BatchRelativeMetric(PerImageMean):
@@ -64,11 +74,12 @@ class BatchRelativeMetric(PerImageMean):
 
     @staticmethod
     def agreement(related: Tensor, classes: Tensor, epsilon: float) -> Tensor:
-        """Per row: the share of its related others (`related` `(B, B)` bool, the diagonal ignored) predicted as itself."""
-        related = related & ~torch.eye(len(classes), dtype=torch.bool, device=related.device)
-        same = classes.unsqueeze(0) == classes.unsqueeze(1)
-        count = related.sum(dim=1).double()
-        return (related & same).sum(dim=1).double() / (count + epsilon if epsilon > 0 else torch.where(count > 0, count, torch.inf))
+        """Per row: the share of its related others (`related` `(B, B)` bool, the diagonal ignored and set to
+        False in place) predicted as itself; with `epsilon` 0, 0 for a row with no related others."""
+        related = related.fill_diagonal_(False).double()
+        count = related.sum(dim=1)
+        hits = (related * (classes.unsqueeze(0) == classes.unsqueeze(1))).sum(dim=1)
+        return hits / (count + epsilon) if epsilon > 0 else torch.nan_to_num(hits / count, nan=0.0)  # 0 / 0 -> 0
 
 
 class Sufficiency(BatchRelativeMetric):
@@ -112,10 +123,10 @@ class Consistency(BatchRelativeMetric):
 
     def labels(self, saliency: Tensor) -> Tensor:
         """`(B, 2 top_n)` long: each map's top positions by |phi| (stable) and their signs."""
-        flat = saliency.flatten(1).double()
+        flat = saliency.flatten(1)
         if self.top_n > flat.shape[1]:
             raise ValueError(f"top_n {self.top_n} is larger than the map's {flat.shape[1]} positions")
-        top = flat.abs().argsort(dim=1, descending=True, stable=True)[:, : self.top_n]
+        top = top_positions(flat.abs(), self.top_n)
         return torch.cat([top, flat.gather(1, top).sign().long()], dim=1)
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
