@@ -15,24 +15,34 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def box_means(values: Tensor, win_size: int, dims: int) -> Tensor:
+    """The mean of every `win_size`-long window (a square one over 2 dims) that fits inside the last `dims`
+    axes, as differences of cumulative sums: a few passes over the values whatever the window (float64 keeps
+    the differences' rounding near 1e-16 of the sums)."""
+    for axis in range(1, dims + 1):
+        sums = F.pad(values.cumsum(-axis), [0, 0] * (axis - 1) + [1, 0])
+        windows = sums.shape[-axis] - win_size
+        values = sums.narrow(-axis, win_size, windows) - sums.narrow(-axis, 0, windows)
+    return values / win_size**dims
+
+
 def structural_similarity(first: Tensor, second: Tensor, data_range: Tensor, win_size: int = 7) -> Tensor:
     """SSIM `(B,)` float64 of maps `(B, H, W)` or `(B, T)`; `data_range` `(B,)`. A zero data range (both
     maps the same constant) gives 1."""
     spatial = first.shape[1:]
     if min(spatial) < win_size:
         raise ValueError(f"maps of shape {tuple(spatial)} are smaller than the SSIM window {win_size}: pass a smaller odd win_size")
-    pool = F.avg_pool1d if len(spatial) == 1 else F.avg_pool2d
-    a, b = first.double().unsqueeze(1), second.double().unsqueeze(1)
-    # the five window means in one pooling call, one channel each
-    mu_a, mu_b, mean_aa, mean_bb, mean_ab = pool(torch.cat([a, b, a * a, b * b, a * b], dim=1), win_size, stride=1).split(1, dim=1)
+    a, b = first.double(), second.double()
+    # the five window means at once: mu_a, mu_b, E[a^2] + E[b^2] (only their sum is used), E[ab]
+    means = box_means(torch.stack([a, b, a * a + b * b, a * b], dim=1), win_size, len(spatial))
+    mu_a, mu_b, mean_squares, mean_ab = means.unbind(1)
     n = win_size ** len(spatial)
     cov_norm = n / (n - 1)
-    var_a = cov_norm * (mean_aa - mu_a * mu_a)
-    var_b = cov_norm * (mean_bb - mu_b * mu_b)
-    cov = cov_norm * (mean_ab - mu_a * mu_b)
-    shape = (-1,) + (1,) * (len(spatial) + 1)
-    c1 = ((0.01 * data_range.double()) ** 2).view(shape)
-    c2 = ((0.03 * data_range.double()) ** 2).view(shape)
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    value = ssim.flatten(1).mean(dim=1)
+    mu_ab, mu_squares = mu_a * mu_b, mu_a * mu_a + mu_b * mu_b
+    range_squared = data_range.double().square().view((-1,) + (1,) * len(spatial))
+    c1, c2 = 0.01**2 * range_squared, 0.03**2 * range_squared
+    # (2 mu_a mu_b + C1)(2 cov + C2) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2)), cov and var with N / (N - 1)
+    numerator = (2 * mu_ab + c1) * torch.add(c2, mean_ab - mu_ab, alpha=2 * cov_norm)
+    denominator = (mu_squares + c1) * torch.add(c2, mean_squares - mu_squares, alpha=cov_norm)
+    value = (numerator / denominator).flatten(1).mean(dim=1)
     return torch.where(data_range.to(value.device) > 0, value, 1.0)

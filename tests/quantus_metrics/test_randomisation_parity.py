@@ -34,6 +34,17 @@ def test_ssim_equals_scikit_image() -> None:
     assert ours[0] > 0.5 > abs(float(ours[1]))
 
 
+def test_ssim_of_series_equals_scikit_image() -> None:
+    first, second = torch.randn(2, 3, 40, generator=torch.Generator().manual_seed(2)).unbind(0)
+    data_range = torch.stack([first, second], 1).flatten(1)
+    data_range = data_range.amax(dim=1) - data_range.amin(dim=1)
+    reference = [
+        skimage_metrics.structural_similarity(a.double().numpy(), b.double().numpy(), data_range=float(r))
+        for a, b, r in zip(first, second, data_range)
+    ]
+    np.testing.assert_allclose(structural_similarity(first, second, data_range).numpy(), reference, atol=1e-10)
+
+
 def test_histogram_entropy_equals_quantus_discrete_entropy() -> None:
     maps = torch.randn(4, 6, 6, generator=torch.Generator().manual_seed(1))
     maps[1] = maps[1].round()  # repeated values on bin edges
@@ -69,6 +80,19 @@ def test_random_logit_with_our_classes(name: str, monkeypatch: pytest.MonkeyPatc
         **quantus_inputs(model, inputs, saliency), explain_func=explain
     )
     np.testing.assert_allclose(metric.last_values.numpy(), np.asarray(reference, dtype=np.float64), atol=1e-5)
+    told = RandomLogit(explainer=EXPLAINER, win_size=5, num_classes=classes)  # quantus' num_classes: no pass to count them
+    told.update(model, inputs, saliency)
+    assert torch.equal(told.last_values, metric.last_values)
+
+
+def test_random_logit_num_classes_is_checked() -> None:
+    model, (inputs, _) = MODELS["pooling_convnet"](), batch(7)
+    with pytest.raises(ValueError, match="num_classes must be None"):
+        RandomLogit(explainer=EXPLAINER, num_classes=1)
+    metric = RandomLogit(explainer=EXPLAINER, win_size=5, num_classes=2)
+    targets = torch.full((inputs.shape[0],), 2)
+    with pytest.raises(ValueError, match="beyond num_classes=2"):
+        metric.update(model, inputs, EXPLAINER(model, inputs, targets), targets)
 
 
 def edges(model: torch.nn.Module, inputs: torch.Tensor, targets: object = None) -> torch.Tensor:
