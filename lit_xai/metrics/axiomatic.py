@@ -80,20 +80,21 @@ class Completeness(PerImageMean):
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
         self.last_gaps: Tensor | None = None
 
-    def gaps(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
-        """`(sum phi - (f(x) - f(x')), f(x) - f(x'))`, each `(B,)` float64, without updating the state."""
+    def terms(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
+        """`(sum phi, f(x) - f(x'))`, each `(B,)` float64, without updating the state."""
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             both = torch.cat([inputs, make_substrate(inputs, self.substrate)])
             samples = torch.arange(inputs.shape[0], device=inputs.device).repeat(2)
             repeated = None if resolved is None else resolved[samples]
             scores = batched_target_scores(model, both, repeated, self.internal_batch_size, inputs.shape[0], samples)
             change = scores[: inputs.shape[0]] - scores[inputs.shape[0]:]
-            return saliency.flatten(1).double().sum(dim=1) - change, change
+            return saliency.flatten(1).double().sum(dim=1), change
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
-        gaps, change = self.gaps(model, inputs, saliency, targets, forward_args)
-        self.last_gaps = gaps
-        self.add_values((gaps.abs() <= self.atol + self.rtol * change.abs()).double())
+        total, change = self.terms(model, inputs, saliency, targets, forward_args)
+        self.last_gaps = total - change
+        # |sum phi - change| <= atol + rtol |change|
+        self.add_values(torch.isclose(total, change, rtol=self.rtol, atol=self.atol).double())
 
 
 class NonSensitivity(FeatureStepMetric):

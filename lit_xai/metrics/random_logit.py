@@ -82,8 +82,8 @@ class RandomLogit(PerImageMean):
             original = saliency.to(other.device)
             if self.similarity != "ssim":
                 return map_similarity(original, other, self.similarity)
-            both = torch.stack([original, other], dim=1).flatten(2).double()
-            data_range = (both.amax(dim=(1, 2)) - both.amin(dim=(1, 2))).abs()
+            lowest, highest = torch.stack([original, other], dim=1).flatten(1).double().aminmax(dim=1)
+            data_range = highest - lowest
             return structural_similarity(original, other, data_range, self.win_size)
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
