@@ -16,7 +16,7 @@ inputs, maps, steps, draws, explainer), measured in one run. Goal: at most 0.5 x
 each, the floor of each side: the model passes it ran (recorded by a forward hook: rows per pass, with or
 without an input gradient), replayed alone on random inputs of the same shapes. "ours / our passes" is
 lit-xai's overhead over its own passes; "our passes / quantus" is the best ratio any code running those
-passes could reach.
+passes could reach. Each time is the best of at least `--repeats` runs that add up to `--min-seconds` (1 s).
     python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]
 """
 
@@ -65,6 +65,11 @@ def replay(model: torch.nn.Module, calls: list[tuple[tuple[int, ...], bool]]) ->
                     model(x)
 
     return run
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds to 3 significant figures at most (sub-millisecond rows keep their digits)."""
+    return f"{seconds * 1000:.3g}" if seconds < 0.1 else f"{seconds * 1000:.0f}"
 
 
 def quantus_rows(args: argparse.Namespace) -> None:
@@ -122,7 +127,7 @@ def quantus_rows(args: argparse.Namespace) -> None:
          quantus.RelativeOutputStability(nr_samples=20, **quiet), {"explain_func": explain}),
         ("RelativeRepresentationStability", "20 draws, layer 5", ours.RelativeRepresentationStability(explainer=explainer, nr_samples=20, layer="5"),
          quantus.RelativeRepresentationStability(nr_samples=20, layer_names=["5"], **quiet), {"explain_func": explain}),
-        ("RandomLogit", "", ours.RandomLogit(explainer=explainer), quantus.RandomLogit(num_classes=10, **quiet), {"explain_func": explain}),
+        ("RandomLogit", "num_classes 10", ours.RandomLogit(explainer=explainer, num_classes=10), quantus.RandomLogit(num_classes=10, **quiet), {"explain_func": explain}),
         ("EfficientMPRT", "", ours.EfficientMPRT(explainer=explainer), quantus.EfficientMPRT(**quiet), {"explain_func": explain}),
         ("InputInvariance", "", ours.InputInvariance(explainer=explainer), quantus.InputInvariance(**quiet), {"explain_func": explain}),
         ("SmoothMPRT", "5 noisy copies, fully randomised", ours.SmoothMPRT(explainer=explainer, nr_samples=5),
@@ -134,12 +139,12 @@ def quantus_rows(args: argparse.Namespace) -> None:
     for name, settings, mine, theirs, extra in rows:
         if hasattr(mine, "internal_batch_size"):
             mine.internal_batch_size = args.ours_chunk
-        ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats)
-        theirs_s = best_time(lambda: theirs(**common, **extra), args.repeats)
-        our_floor = best_time(replay(model, recorded_passes(model, lambda: mine.update(model, inputs, saliency, targets))), args.repeats)
-        their_floor = best_time(replay(model, recorded_passes(model, lambda: theirs(**common, **extra))), args.repeats)
-        print(f"| {name} | {settings} | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} | {our_floor * 1000:.1f} | "
-              f"{their_floor * 1000:.1f} | {ours_s / our_floor:.2f} | {our_floor / theirs_s:.2f} |", flush=True)
+        ours_s = best_time(lambda: mine.update(model, inputs, saliency, targets), args.repeats, min_seconds=args.min_seconds)
+        theirs_s = best_time(lambda: theirs(**common, **extra), args.repeats, min_seconds=args.min_seconds)
+        our_floor = best_time(replay(model, recorded_passes(model, lambda: mine.update(model, inputs, saliency, targets))), args.repeats, min_seconds=args.min_seconds)
+        their_floor = best_time(replay(model, recorded_passes(model, lambda: theirs(**common, **extra))), args.repeats, min_seconds=args.min_seconds)
+        print(f"| {name} | {settings} | {ms(ours_s)} | {ms(theirs_s)} | {ours_s / theirs_s:.2f} | {ms(our_floor)} | "
+              f"{ms(their_floor)} | {ours_s / our_floor:.2f} | {our_floor / theirs_s:.2f} |", flush=True)
     s_batch = masks.unsqueeze(1).float().numpy()
     for name, mine, theirs in (
         ("AttributionLocalisation", ours.AttributionLocalisation(), quantus.AttributionLocalisation(**quiet)),
@@ -148,9 +153,9 @@ def quantus_rows(args: argparse.Namespace) -> None:
         ("RelevanceMassAccuracy", ours.RelevanceMassAccuracy(), quantus.RelevanceMassAccuracy(**quiet)),
         ("LocalisationAUC", ours.LocalisationAUC(), quantus.AUC(**quiet)),
     ):
-        ours_s = best_time(lambda: mine.update(saliency, masks), args.repeats)
-        theirs_s = best_time(lambda: theirs(**common, s_batch=s_batch), args.repeats)
-        print(f"| {name} | masks | {ours_s * 1000:.1f} | {theirs_s * 1000:.1f} | {ours_s / theirs_s:.2f} | | | | |", flush=True)
+        ours_s = best_time(lambda: mine.update(saliency, masks), args.repeats, min_seconds=args.min_seconds)
+        theirs_s = best_time(lambda: theirs(**common, s_batch=s_batch), args.repeats, min_seconds=args.min_seconds)
+        print(f"| {name} | masks | {ms(ours_s)} | {ms(theirs_s)} | {ours_s / theirs_s:.2f} | | | | |", flush=True)
 
 
 def reference_rows(args: argparse.Namespace) -> None:
@@ -229,6 +234,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="--quantus: each timing repeats until its runs add up to this long")
     parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
     parser.add_argument("--quantus", action="store_true", help="the issue-26 metrics against quantus 0.6")
     parser.add_argument("--ours-chunk", type=int, default=None, help="--quantus: lit-xai's internal_batch_size (default: automatic)")
