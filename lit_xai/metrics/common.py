@@ -63,6 +63,9 @@ def batched_target_scores(
     row per row of `batch`; `samples` says which sample each row is (default: row b is sample b)."""
     scores = []
     for chunk in index_chunks(batch.shape[0], internal_batch_size, batch, batch_size):
+        if len(chunk) == batch.shape[0]:  # one pass over all rows: nothing to gather
+            outputs = model_outputs(model, batch, chunk if samples is None else samples)
+            return target_probabilities(outputs, targets).double()
         outputs = model_outputs(model, batch[chunk], chunk if samples is None else samples[chunk])
         scores.append(target_probabilities(outputs, None if targets is None else targets[chunk]).double())
     return torch.cat(scores)
