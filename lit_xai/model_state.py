@@ -8,6 +8,18 @@ from contextlib import contextmanager
 from torch import nn
 
 
+def module_tree(model: nn.Module) -> list[nn.Module]:
+    """`model` and every module under it, each once (`model.modules()` without building their names)."""
+    found, stack, seen = [], [model], set()
+    while stack:
+        module = stack.pop()
+        if id(module) not in seen:
+            seen.add(id(module))
+            found.append(module)
+            stack.extend(child for child in module._modules.values() if child is not None)
+    return found
+
+
 @contextmanager
 def preserved_model_state(model: nn.Module) -> Iterator[None]:
     """Run the block with the model in eval mode; restore every module's training flag and every
@@ -17,18 +29,18 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
     global random state, BatchNorm uses (and does not update) its running statistics, and samples in a
     batch do not interact.
     """
-    modes, flags = [], []
-    for module in model.modules():  # one walk of the module tree (this runs on every explainer call)
-        modes.append((module, module.training))
-        flags.extend((param, param.requires_grad) for param in module._parameters.values() if param is not None)
-    if any(training for _, training in modes):
+    modules = module_tree(model)  # one walk of the module tree (this runs on every explainer call and metric update)
+    modes = [module.training for module in modules]
+    params = [param for module in modules for param in module._parameters.values() if param is not None]
+    flags = [param.requires_grad for param in params]
+    if any(modes):
         model.eval()
     try:
         yield
     finally:  # only flags that changed are written back (a call on a large model stays cheap)
-        for module, training in modes:
+        for module, training in zip(modules, modes):
             if module.training != training:
                 module.training = training
-        for param, requires_grad in flags:
+        for param, requires_grad in zip(params, flags):
             if param.requires_grad != requires_grad:
                 param.requires_grad_(requires_grad)

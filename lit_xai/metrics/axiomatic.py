@@ -84,7 +84,7 @@ class Completeness(PerImageMean):
         """`(sum phi, f(x) - f(x'))`, each `(B,)` float64, without updating the state."""
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             both = torch.cat([inputs, make_substrate(inputs, self.substrate)])
-            samples = torch.arange(inputs.shape[0], device=inputs.device).repeat(2)
+            samples = torch.arange(2 * inputs.shape[0], device=inputs.device) % inputs.shape[0]
             repeated = None if resolved is None else resolved[samples]
             scores = batched_target_scores(model, both, repeated, self.internal_batch_size, inputs.shape[0], samples)
             change = scores[: inputs.shape[0]] - scores[inputs.shape[0]:]
