@@ -128,7 +128,7 @@ class NonSensitivity(FeatureStepMetric):
 
             def perturbed(image: Tensor, step: Tensor) -> Tensor:
                 replaced = (group.unsqueeze(0) == step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(replaced, substrate[image], inputs[image])
+                return torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image))
 
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             scores = stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)

@@ -102,11 +102,12 @@ class FaithfulnessCorrelation(PerImageMean):
                 chosen = chosen.to(inputs.device)
                 replaced = torch.zeros(len(image), positions, dtype=torch.bool, device=inputs.device)
                 replaced.scatter_(1, chosen, True)
-                perturbed = torch.where(replaced.unsqueeze(1), substrate[image], flat_inputs[image]).view(len(image), *inputs.shape[1:])
+                rows = (substrate.index_select(0, image), flat_inputs.index_select(0, image))
+                perturbed = torch.where(replaced.unsqueeze(1), *rows).view(len(image), *inputs.shape[1:])
                 outputs = model_outputs(model, perturbed, image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
-                drops[image, draw] = original[image] - scores
-                sums[image, draw] = phi[image].gather(1, chosen).sum(dim=1)
+                drops[image, draw] = original.index_select(0, image) - scores
+                sums[image, draw] = phi.index_select(0, image).gather(1, chosen).sum(dim=1)
             return sums, drops
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:

@@ -116,11 +116,11 @@ class Infidelity(PerImageMean):
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 pattern = torch.stack([self.draw(spatial, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
                 pattern = pattern.to(device=inputs.device, dtype=inputs.dtype).unsqueeze(1)
-                shift = pattern * inputs[image] if self.multiply_by_inputs else pattern
-                outputs = model_outputs(model, inputs[image] - shift, image)
+                shift = pattern * inputs.index_select(0, image) if self.multiply_by_inputs else pattern
+                outputs = model_outputs(model, inputs.index_select(0, image) - shift, image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
-                changes[image, draw] = original[image] - scores
-                predicted[image, draw] = (pattern.squeeze(1).double() * phi[image]).flatten(1).sum(dim=1)
+                changes[image, draw] = original.index_select(0, image) - scores
+                predicted[image, draw] = (pattern.squeeze(1).double() * phi.index_select(0, image)).flatten(1).sum(dim=1)
             if self.normalize:
                 energy = predicted.square().sum(dim=1)
                 beta = (predicted * changes).sum(dim=1) / torch.where(energy == 0, torch.ones_like(energy), energy)

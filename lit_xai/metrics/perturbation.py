@@ -76,8 +76,10 @@ def perturbation_curves(
     counts = torch.arange(steps + 1, device=inputs.device) * units // steps
     scores = torch.empty(batch, steps + 1, dtype=torch.float64, device=inputs.device)
     for image, step in pair_chunks(batch, steps + 1, internal_batch_size, inputs):
-        changed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), 1, *spatial)
-        kept, replaced = (inputs[image], substrate[image]) if insertion else (substrate[image], inputs[image])
+        changed = (ranks.index_select(0, image) < counts[step].unsqueeze(1)).view(len(image), 1, *spatial)
+        kept, replaced = inputs.index_select(0, image), substrate.index_select(0, image)
+        if not insertion:
+            kept, replaced = replaced, kept
         outputs = model_outputs(model, torch.where(changed, kept, replaced), image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores

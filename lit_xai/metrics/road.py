@@ -192,8 +192,8 @@ class ROAD(PerImageMean):
             seeds = sample_seeds(inputs, self.seed) if self.noise_std > 0 else []
             scores = torch.empty(batch, len(self.percentiles), dtype=torch.float64, device=inputs.device)
             for image, step in pair_chunks(batch, len(self.percentiles), self.internal_batch_size, inputs):
-                removed = (ranks[image] < counts[step].unsqueeze(1)).view(len(image), *spatial)
-                filled = linear_imputation(inputs[image], removed, self.tolerance)
+                removed = (ranks.index_select(0, image) < counts[step].unsqueeze(1)).view(len(image), *spatial)
+                filled = linear_imputation(inputs.index_select(0, image), removed, self.tolerance)
                 if self.noise_std > 0:
                     noise = torch.stack([self.noise(inputs[0], seeds[i], s) for i, s in zip(image.tolist(), step.tolist())])
                     filled = filled + self.noise_std * noise.to(filled.device) * removed.unsqueeze(1)

@@ -50,8 +50,8 @@ class FaithfulnessEstimate(FeatureStepMetric):
             shape = inputs.shape[1:]
 
             def perturbed(image: Tensor, step: Tensor) -> Tensor:
-                replaced = (units[image] == step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(replaced, substrate[image], inputs[image])
+                replaced = (units.index_select(0, image) == step.unsqueeze(1)).view(len(image), 1, *shape[1:])
+                return torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image))
 
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             scores = stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)

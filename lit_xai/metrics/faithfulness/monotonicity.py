@@ -76,8 +76,8 @@ class Monotonicity(FeatureStepMetric):
             shape = inputs.shape[1:]
 
             def restored(image: Tensor, step: Tensor) -> Tensor:
-                back = (units[image] <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(back, inputs[image], baseline[image])
+                back = (units.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
+                return torch.where(back, inputs.index_select(0, image), baseline.index_select(0, image))
 
             return stepped_scores(model, inputs, resolved, steps, restored, self.internal_batch_size)
 
@@ -139,11 +139,11 @@ class MonotonicityCorrelation(FeatureStepMetric):
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             squared = torch.empty(inputs.shape[0], steps * draws, dtype=torch.float64, device=inputs.device)
             for image, pair in pair_chunks(inputs.shape[0], steps * draws, self.internal_batch_size, inputs):
-                replaced = (units[image] == (pair // draws).unsqueeze(1)).view(len(image), 1, *shape[1:])
+                replaced = (units.index_select(0, image) == (pair // draws).unsqueeze(1)).view(len(image), 1, *shape[1:])
                 value = uniform[image, pair].view(len(image), *(1,) * len(shape))
-                outputs = model_outputs(model, torch.where(replaced, value, inputs[image]), image)
+                outputs = model_outputs(model, torch.where(replaced, value, inputs.index_select(0, image)), image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
-                squared[image, pair] = (scores - original[image]).square()
+                squared[image, pair] = (scores - original.index_select(0, image)).square()
             inverse = torch.where(original.abs() >= self.eps, 1 / original.square(), torch.ones_like(original))
             variances = squared.view(-1, steps, draws).mean(dim=2) * inverse.unsqueeze(1)
             return step_sums(values, ranks, width, steps), variances

@@ -84,8 +84,8 @@ class CumulativeRemoval(FeatureStepMetric):
             shape = inputs.shape[1:]
 
             def perturbed(image: Tensor, step: Tensor) -> Tensor:
-                removed = (units[image] <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(removed, substrate[image], inputs[image])
+                removed = (units.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
+                return torch.where(removed, substrate.index_select(0, image), inputs.index_select(0, image))
 
             return stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)
 

@@ -89,8 +89,8 @@ def removal_scores(
     shape = inputs.shape[1:]
     for chunk in index_chunks(len(image_of), internal_batch_size, inputs[:1], batch):
         image, step = image_of[chunk], step_of[chunk]
-        replaced = (position_ranks[image] <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-        outputs = model_outputs(model, torch.where(replaced, substrate[image], inputs[image]), image)
+        replaced = (position_ranks.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
+        outputs = model_outputs(model, torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image)), image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores
 

@@ -116,11 +116,12 @@ class SensitivityN(PerImageMean):
                 for row, (i, k, d) in enumerate(zip(image.tolist(), size_index.tolist(), draw.tolist())):
                     replaced[row, self.draw(positions, sizes[k], seeds[i], k, d)] = True
                 replaced = replaced.to(inputs.device)
-                perturbed = torch.where(replaced.unsqueeze(1), substrate[image], flat_inputs[image]).view(len(image), *inputs.shape[1:])
+                rows = (substrate.index_select(0, image), flat_inputs.index_select(0, image))
+                perturbed = torch.where(replaced.unsqueeze(1), *rows).view(len(image), *inputs.shape[1:])
                 outputs = model_outputs(model, perturbed, image)
                 scores = target_probabilities(outputs, None if resolved is None else resolved[image]).double()
-                drops[image, pair] = original[image] - scores
-                sums[image, pair] = (phi[image] * replaced).sum(dim=1)
+                drops[image, pair] = original.index_select(0, image) - scores
+                sums[image, pair] = (phi.index_select(0, image) * replaced).sum(dim=1)
             shape = (batch * len(sizes), self.nr_samples)
             return pearson_correlation(sums.view(shape), drops.view(shape)).view(batch, len(sizes))
 
