@@ -39,3 +39,14 @@ def test_sample_seeds_equal_each_samples_seed(dtype: torch.dtype) -> None:
         assert seeds == [sample_seed(x, 7) for x in batch], name
         assert seeds[0] == seeds[2] and len(set(seeds)) == 3 and all(0 <= s < 2**63 for s in seeds)
     assert sample_seeds(inputs, 8) != sample_seeds(inputs, 7)
+
+
+@pytest.mark.parametrize("normal", [False, True])
+def test_pair_draws_equal_one_generator_per_row(normal: bool) -> None:
+    from lit_xai.explainers.seeding import pair_draws, pair_generator
+
+    seeds, draws = [5, 2**62 + 1, 5], [0, 3, 7]
+    fill = torch.randn if normal else torch.rand
+    for shape in [(1, 6, 6), (3,), (14, 30)]:
+        expected = torch.stack([fill(shape, generator=pair_generator(s, d)) for s, d in zip(seeds, draws)])
+        assert torch.equal(pair_draws(shape, seeds, draws, normal=normal), expected)

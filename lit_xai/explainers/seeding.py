@@ -50,7 +50,21 @@ def per_sample_uniform(inputs: Tensor, shape: tuple[int, ...], seed: int) -> Ten
 MASK_63 = (1 << 63) - 1
 
 
+def pair_seed(seed: int, draw: int, stream: int = 0) -> int:
+    """The 63-bit seed of draw number `draw` of a sample whose seed is `seed` (independent per `stream`)."""
+    return (seed ^ ((draw + 1) * 0x9E3779B97F4A7C15) ^ ((stream + 1) * 0xBF58476D1CE4E5B9)) & MASK_63
+
+
 def pair_generator(seed: int, draw: int, stream: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator on `device` for draw number `draw` of a sample whose seed is `seed` (independent per `stream`)."""
-    mixed = (seed ^ ((draw + 1) * 0x9E3779B97F4A7C15) ^ ((stream + 1) * 0xBF58476D1CE4E5B9)) & MASK_63
-    return torch.Generator(device).manual_seed(mixed)
+    return torch.Generator(device).manual_seed(pair_seed(seed, draw, stream))
+
+
+def pair_draws(shape: tuple[int, ...], seeds: list[int], draws: list[int], normal: bool = False) -> Tensor:
+    """U(0, 1) (or N(0, 1)) draws `(k, *shape)`, float32 on the CPU: row i is what `pair_generator(seeds[i],
+    draws[i])` draws, each row written in place by one reseeded generator (no generator or copy per row)."""
+    rows = torch.empty((len(seeds), *shape))
+    generator, fill = torch.Generator(), torch.randn if normal else torch.rand
+    for row, seed, draw in zip(rows, seeds, draws):
+        fill(shape, generator=generator.manual_seed(pair_seed(seed, draw)), out=row)
+    return rows

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seeds
+from lit_xai.explainers.seeding import pair_draws, pair_generator, sample_seeds
 from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
@@ -94,6 +94,13 @@ class Infidelity(PerImageMean):
         self.seed = seed
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
+    def draws(self, spatial: tuple[int, ...], seeds: list[int], draws: list[int]) -> Tensor:
+        """Perturbations `(k, *spatial)` (float32, CPU): row i is `draw(spatial, seeds[i], draws[i])`, the
+        Gaussian ones drawn in place by one reseeded generator (`pair_draws`)."""
+        if self.perturbation == "gaussian":
+            return pair_draws(spatial, seeds, draws, normal=True).mul_(self.noise_std)
+        return torch.stack([self.draw(spatial, seed, draw) for seed, draw in zip(seeds, draws)])
+
     def draw(self, spatial: tuple[int, ...], seed: int, draw: int) -> Tensor:
         """Perturbation number `draw` `(*spatial)` of a sample whose seed is `seed` (float32, CPU)."""
         generator = pair_generator(seed, draw)
@@ -114,7 +121,7 @@ class Infidelity(PerImageMean):
             phi = saliency.to(inputs.device).double()
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
-                pattern = torch.stack([self.draw(spatial, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
+                pattern = self.draws(spatial, [seeds[i] for i in image.tolist()], draw.tolist())
                 pattern = pattern.to(device=inputs.device, dtype=inputs.dtype).unsqueeze(1)
                 shift = pattern * inputs.index_select(0, image) if self.multiply_by_inputs else pattern
                 outputs = model_outputs(model, inputs.index_select(0, image) - shift, image)

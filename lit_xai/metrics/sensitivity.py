@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seeds
+from lit_xai.explainers.seeding import pair_draws, sample_seeds
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.targets import ForwardArgs, TargetsLike
 
@@ -69,9 +69,13 @@ class MaxSensitivity(PerImageMean):
         self.seed = seed
         self.internal_batch_size = check_internal_batch_size(internal_batch_size)
 
+    def draws(self, shape: tuple[int, ...], seeds: list[int], draws: list[int]) -> Tensor:
+        """Perturbations `(k, *shape)`, U(-radius, radius) (float32, CPU): row i is draw `draws[i]` of the sample whose seed is `seeds[i]`."""
+        return pair_draws(shape, seeds, draws).mul_(2).sub_(1).mul_(self.radius)
+
     def draw(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
-        """Perturbation number `draw`, U(-radius, radius) shaped like one sample (float32, CPU)."""
-        return (torch.rand(shape, generator=pair_generator(seed, draw)) * 2 - 1) * self.radius
+        """Perturbation number `draw` shaped like one sample (one row of `draws`)."""
+        return self.draws(shape, [seed], [draw])[0]
 
     def values(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs = None) -> Tensor:
         """Per-image max-sensitivity `(B,)` float64, without updating the state."""
@@ -88,7 +92,7 @@ class MaxSensitivity(PerImageMean):
             norms = torch.where(norms == 0, torch.ones_like(norms), norms)
             ratios = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
-                shift = torch.stack([self.draw(shape, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
+                shift = self.draws(shape, [seeds[i] for i in image.tolist()], draw.tolist())
                 perturbed = inputs[image] + shift.to(device=inputs.device, dtype=inputs.dtype)
                 maps = explain_rows(self.explainer, model, perturbed, None if resolved is None else resolved[image], image)
                 if tuple(maps.shape[1:]) != tuple(saliency.shape[1:]):

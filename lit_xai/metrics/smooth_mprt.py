@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seeds
+from lit_xai.explainers.seeding import pair_draws, sample_seeds
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.efficient_mprt import EfficientMPRT
 from lit_xai.metrics.randomization import spearman_correlation
@@ -72,7 +72,7 @@ class SmoothMPRT(PerImageMean):
         sigma = self.noise_magnitude * (inputs.flatten(1).amax(dim=1) - inputs.flatten(1).amin(dim=1))
         total: Tensor | None = None
         for image, draw in pair_chunks(batch, self.nr_samples, self.internal_batch_size, inputs):
-            noise = torch.stack([torch.randn(tuple(inputs.shape[1:]), generator=pair_generator(seeds[i], d)) for i, d in zip(image.tolist(), draw.tolist())])
+            noise = pair_draws(tuple(inputs.shape[1:]), [seeds[i] for i in image.tolist()], draw.tolist(), normal=True)
             noisy = inputs[image] + noise.to(inputs.device, inputs.dtype) * sigma[image].view(-1, *(1,) * (inputs.ndim - 1))
             maps = explain_rows(self.explainer, model, noisy, None if targets is None else targets[image], image).flatten(1).double()
             if total is None:

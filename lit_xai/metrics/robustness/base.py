@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.explainers.seeding import pair_generator, sample_seeds
+from lit_xai.explainers.seeding import pair_draws, sample_seeds
 from lit_xai.metrics.common import SkippingMean, check_explainer, explain_rows, metric_passes
 from lit_xai.metrics.faithfulness.steps import prepared_map
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
@@ -135,16 +135,6 @@ class ReexplainingMetric(SkippingMean):
         ))
 
 
-def uniform_noise(shape: tuple[int, ...], low: float, high: float, seed: int, draw: int) -> Tensor:
-    """U(low, high) per element, draw `draw` of a sample whose seed is `seed`."""
-    return low + (high - low) * torch.rand(shape, generator=pair_generator(seed, draw))
-
-
-def gaussian_noise(shape: tuple[int, ...], mean: float, std: float, seed: int, draw: int) -> Tensor:
-    """N(mean, std^2) per element, draw `draw` of a sample whose seed is `seed`."""
-    return mean + std * torch.randn(shape, generator=pair_generator(seed, draw))
-
-
 def check_number(value: object, name: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
@@ -152,13 +142,24 @@ def check_number(value: object, name: str, positive: bool = False) -> float:
 
 
 class AdditiveNoiseMetric(ReexplainingMetric):
-    """A re-explaining metric whose perturbation adds seeded noise to each row: x_s = x + noise(seed, draw)."""
+    """A re-explaining metric whose perturbation adds seeded noise to each row: x_s = x + noise(seed, draw),
+    each element drawn from `noise_law()`."""
 
     @abc.abstractmethod
+    def noise_law(self) -> tuple[str, float, float]:
+        """("uniform", low, high) or ("normal", mean, std): the law of every noise element."""
+
+    def noise_rows(self, shape: tuple[int, ...], seeds: list[int], draws: list[int]) -> Tensor:
+        """Additive noise `(k, *shape)` (float32, CPU): row i is draw `draws[i]` of the sample whose seed is `seeds[i]`."""
+        law, first, second = self.noise_law()
+        if law == "uniform":
+            return pair_draws(shape, seeds, draws).mul_(second - first).add_(first)  # low + (high - low) U(0, 1)
+        return pair_draws(shape, seeds, draws, normal=True).mul_(second).add_(first)  # mean + std N(0, 1)
+
     def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
-        """Additive noise of draw `draw` shaped like one sample (float32, CPU)."""
+        """Additive noise of draw `draw` shaped like one sample (one row of `noise_rows`)."""
+        return self.noise_rows(shape, [seed], [draw])[0]
 
     def perturb(self, inputs: Tensor, seeds: list[int], draw: Tensor) -> Tensor:
-        shape = tuple(inputs.shape[1:])
-        noise = torch.stack([self.noise(shape, seed, d) for seed, d in zip(seeds, draw.tolist())])
+        noise = self.noise_rows(tuple(inputs.shape[1:]), seeds, draw.tolist())
         return inputs + noise.to(device=inputs.device, dtype=inputs.dtype)

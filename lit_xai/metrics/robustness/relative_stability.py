@@ -29,7 +29,6 @@ from lit_xai.metrics.randomization import recorded_call_order
 from lit_xai.metrics.robustness.base import (
     AdditiveNoiseMetric,
     check_number,
-    uniform_noise,
 )
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
@@ -60,8 +59,8 @@ class RelativeStability(AdditiveNoiseMetric):
             raise ValueError(f"high must exceed low (the uniform noise's range), got {low!r} and {high!r}")
         self.eps_min = check_number(eps_min, "eps_min", positive=True)
 
-    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
-        return uniform_noise(shape, self.low, self.high, seed, draw)
+    def noise_law(self) -> tuple[str, float, float]:
+        return "uniform", self.low, self.high
 
     @abc.abstractmethod
     def denominator(self, x: Tensor, xs: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:

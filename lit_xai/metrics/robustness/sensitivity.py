@@ -22,8 +22,6 @@ from torch import Tensor
 from lit_xai.metrics.robustness.base import (
     AdditiveNoiseMetric,
     check_number,
-    gaussian_noise,
-    uniform_noise,
 )
 
 
@@ -47,10 +45,10 @@ class AvgSensitivity(AdditiveNoiseMetric):
         if self.upper_bound is not None and self.upper_bound <= self.lower_bound:
             raise ValueError(f"upper_bound must exceed lower_bound, got {lower_bound!r} and {upper_bound!r}")
 
-    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
+    def noise_law(self) -> tuple[str, float, float]:
         if self.upper_bound is None:
-            return uniform_noise(shape, -self.lower_bound, self.lower_bound, seed, draw)
-        return uniform_noise(shape, self.lower_bound, self.upper_bound, seed, draw)
+            return "uniform", -self.lower_bound, self.lower_bound
+        return "uniform", self.lower_bound, self.upper_bound
 
     def draw_values(self, x: Tensor, xs: Tensor, a: Tensor, a_s: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
         norm = a.norm(dim=1)
@@ -74,8 +72,8 @@ class LocalLipschitzEstimate(AdditiveNoiseMetric):
         self.perturb_mean = check_number(perturb_mean, "perturb_mean")
         self.perturb_std = check_number(perturb_std, "perturb_std", positive=True)
 
-    def noise(self, shape: tuple[int, ...], seed: int, draw: int) -> Tensor:
-        return gaussian_noise(shape, self.perturb_mean, self.perturb_std, seed, draw)
+    def noise_law(self) -> tuple[str, float, float]:
+        return "normal", self.perturb_mean, self.perturb_std
 
     def draw_values(self, x: Tensor, xs: Tensor, a: Tensor, a_s: Tensor, outputs: Tensor | None, outputs_s: Tensor | None, rows: Tensor) -> Tensor:
         return (a_s - a).norm(dim=1) / ((xs - x).flatten(1).double().norm(dim=1) + 1e-10)
