@@ -60,6 +60,17 @@ def histogram_entropy(maps: Tensor, bins: int) -> Tensor:
     return -(shares * torch.log(torch.where(shares > 0, shares, 1.0))).sum(dim=1)
 
 
+def randomised_copy(model: nn.Module, seed: int) -> nn.Module:
+    """A deep copy of `model` with every module that has parameters of its own re-initialised, each seeded
+    by `seed` and its name (shared by EfficientMPRT and SmoothMPRT)."""
+    copied = model_copy(model)
+    with torch.inference_mode(False), torch.no_grad():
+        for name, module in copied.named_modules():
+            if has_own_parameters(module):
+                reinitialize(module, layer_seed(seed, name))
+    return copied
+
+
 class EfficientMPRT(SkippingMean):
     """Relative rise of the map's histogram entropy when the whole model is randomised (module
     docstring); higher is better.
@@ -80,12 +91,7 @@ class EfficientMPRT(SkippingMean):
 
     def randomised(self, model: nn.Module) -> nn.Module:
         """A deep copy of `model` with every module that has parameters of its own re-initialised."""
-        copied = model_copy(model)
-        with torch.inference_mode(False), torch.no_grad():
-            for name, module in copied.named_modules():
-                if has_own_parameters(module):
-                    reinitialize(module, layer_seed(self.seed, name))
-        return copied
+        return randomised_copy(model, self.seed)
 
     def entropies(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
         """H(phi) and H(E(f_random, x)), each `(B,)` float64."""

@@ -28,7 +28,7 @@ from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_draws, sample_seeds
 from lit_xai.metrics.common import PerImageMean, check_explainer, explain_rows, metric_passes
-from lit_xai.metrics.efficient_mprt import EfficientMPRT
+from lit_xai.metrics.efficient_mprt import randomised_copy
 from lit_xai.metrics.randomization import spearman_correlation
 from lit_xai.metrics.robustness.base import ExplainerFn, check_number
 from lit_xai.targets import ForwardArgs, TargetsLike
@@ -87,7 +87,7 @@ class SmoothMPRT(PerImageMean):
             raise ValueError("SmoothMPRT needs the explainer that produced the maps: SmoothMPRT(explainer=...) (ExplainerCallback sets it)")
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             trained = self.smoothed(model, inputs, resolved)
-            random_model = EfficientMPRT(seed=self.seed).randomised(model)
+            random_model = randomised_copy(model, self.seed)
             randomised = self.smoothed(random_model, inputs, resolved)
             del random_model
             return spearman_correlation(trained.abs(), randomised.abs()).to(inputs.device)
