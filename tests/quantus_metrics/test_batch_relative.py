@@ -71,3 +71,17 @@ def test_hand_computed_sufficiency() -> None:
         others = [j for j in range(3) if j != i]
         assert metric.last_values[i].item() == pytest.approx(float((classes[others] == classes[i]).double().mean()))
     assert metric.last_values[3].item() == 0.0
+
+
+def test_top_positions_equal_a_stable_argsort_with_and_without_ties() -> None:
+    from lit_xai.metrics.batch_relative import top_positions
+
+    values = torch.rand(6, 20, generator=torch.Generator().manual_seed(3))
+    values[1, [2, 7, 11]] = 5.0  # a tie among the top k
+    values[2, [4, 9]] = values[2].amax()  # a tie at the largest
+    values[4] = torch.arange(20.0)
+    values[4, [16, 17]] = 16.5  # for k = 3, a tie of the k-th and (k + 1)-th largest
+    values[3] = 0.0  # all tied
+    for k in (1, 3, 5, 20):
+        expected = values.argsort(dim=1, descending=True, stable=True)[:, :k]
+        assert torch.equal(top_positions(values, k), expected), k
