@@ -93,8 +93,7 @@ class Completeness(PerImageMean):
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         total, change = self.terms(model, inputs, saliency, targets, forward_args)
         self.last_gaps = total - change
-        # |sum phi - change| <= atol + rtol |change|
-        self.add_values(torch.isclose(total, change, rtol=self.rtol, atol=self.atol).double())
+        self.add_values((self.last_gaps.abs() <= change.abs().mul_(self.rtol).add_(self.atol)).double())  # |gap| <= atol + rtol |change|
 
 
 class NonSensitivity(FeatureStepMetric):
