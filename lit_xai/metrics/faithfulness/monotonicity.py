@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import pair_chunks
-from lit_xai.explainers.seeding import sample_seed
+from lit_xai.explainers.seeding import sample_seed, sample_seeds
 from lit_xai.metrics.common import batched_target_scores, metric_passes
 from lit_xai.metrics.faithfulness.steps import (
     FeatureStepMetric,
@@ -124,7 +124,11 @@ class MonotonicityCorrelation(FeatureStepMetric):
 
     def draws(self, sample: Tensor, steps: int) -> Tensor:
         """The values u `(steps, nr_samples)` (float64, CPU) a sample's groups are set to."""
-        generator = torch.Generator().manual_seed(sample_seed(sample, self.seed))
+        return self.seeded_draws(sample_seed(sample, self.seed), steps)
+
+    def seeded_draws(self, own_seed: int, steps: int) -> Tensor:
+        """`draws` of the sample whose seed (`sample_seed`) is `own_seed`."""
+        generator = torch.Generator().manual_seed(own_seed)
         return self.low + (self.high - self.low) * torch.rand((steps, self.nr_samples), generator=generator, dtype=torch.float64)
 
     def series(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
@@ -134,7 +138,8 @@ class MonotonicityCorrelation(FeatureStepMetric):
             ranks = position_ranks(values, descending=False)
             steps, width, draws = self.steps_for(values.shape[1]), self.features_in_step, self.nr_samples
             units = ranks // width
-            uniform = torch.stack([self.draws(sample, steps) for sample in inputs]).flatten(1).to(inputs.device, inputs.dtype)
+            uniform = torch.stack([self.seeded_draws(own_seed, steps) for own_seed in sample_seeds(inputs, self.seed)])
+            uniform = uniform.flatten(1).to(inputs.device, inputs.dtype)
             shape = inputs.shape[1:]
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
             squared = torch.empty(inputs.shape[0], steps * draws, dtype=torch.float64, device=inputs.device)
