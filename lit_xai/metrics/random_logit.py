@@ -76,8 +76,9 @@ class RandomLogit(PerImageMean):
             classes = self.num_classes or model_outputs(model, inputs[:1], torch.zeros(1, dtype=torch.long, device=inputs.device)).shape[1]
             if classes < 2:
                 raise ValueError(f"RandomLogit needs a model with at least 2 classes, got outputs with {classes}")
-            if int(resolved.max()) >= classes:
-                raise ValueError(f"targets go up to {int(resolved.max())}, beyond num_classes={classes}: pass the model's number of classes")
+            highest = int(resolved.max())
+            if highest >= classes:
+                raise ValueError(f"targets go up to {highest}, beyond num_classes={classes}: pass the model's number of classes")
             other = explain_rows(self.explainer, model, inputs, self.other_classes(inputs, resolved, classes), None)
             original = saliency.to(other.device)
             if self.similarity != "ssim":
