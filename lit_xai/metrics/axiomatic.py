@@ -12,7 +12,9 @@ meets; lit-xai takes the paper's advice (check that they add up "within 5%": rto
 the raw output by default (`score="raw"`: the logit the explainers explain; quantus' model.predict without
 softmax), and the baseline zeros (lit-xai's path methods' default baseline; quantus' default "black",
 the image's minimum, is another choice: `substrate="black"`). The map is not normalised (quantus
-normalises it by default, which breaks the comparison). Higher is better. Cost: 2 passes per image.
+normalises it by default, which breaks the comparison). Higher is better. Cost: B + 1 rows for a batch of B
+when the baseline is the same for every image (zeros, a number, a tensor without a batch axis; no
+`forward_args`), 2 per image otherwise.
 
 Non-Sensitivity: positions to which the model is blind should get no attribution, and the other way
 round. With a = |phi| / max |phi| per image (quantus' defaults abs=True, normalise=True; quantus divides
@@ -35,14 +37,14 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_outputs, batched_target_scores, metric_passes
 from lit_xai.metrics.faithfulness.steps import (
     FeatureStepMetric,
     prepared_map,
     stepped_scores,
 )
-from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
-from lit_xai.targets import ForwardArgs, Output, Score, TargetsLike
+from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate, shared_substrate_row
+from lit_xai.targets import ForwardArgs, Output, Score, TargetsLike, current_call, target_probabilities
 
 
 class Completeness(PerImageMean):
@@ -83,12 +85,19 @@ class Completeness(PerImageMean):
     def terms(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> tuple[Tensor, Tensor]:
         """`(sum phi, f(x) - f(x'))`, each `(B,)` float64, without updating the state."""
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
-            both = torch.cat([inputs, make_substrate(inputs, self.substrate)])
-            samples = torch.arange(2 * inputs.shape[0], device=inputs.device) % inputs.shape[0]
-            repeated = None if resolved is None else resolved[samples]
-            scores = batched_target_scores(model, both, repeated, self.internal_batch_size, inputs.shape[0], samples)
-            change = scores[: inputs.shape[0]] - scores[inputs.shape[0]:]
-            return saliency.flatten(1).double().sum(dim=1), change
+            batch = inputs.shape[0]
+            row = None if current_call().forward_args else shared_substrate_row(inputs, self.substrate)
+            if row is None:  # a baseline per image: 2 B rows
+                both = torch.cat([inputs, make_substrate(inputs, self.substrate)])
+                samples = torch.arange(2 * batch, device=inputs.device) % batch
+                repeated = None if resolved is None else resolved[samples]
+                scores = batched_target_scores(model, both, repeated, self.internal_batch_size, batch, samples)
+                change = scores[:batch] - scores[batch:]
+            else:  # one baseline for every image (zeros, a number): its outputs once, B + 1 rows
+                outputs = batched_outputs(model, torch.cat([inputs, row]), self.internal_batch_size, batch)
+                baseline = target_probabilities(outputs[batch:].expand(batch, *outputs.shape[1:]), resolved).double()
+                change = target_probabilities(outputs[:batch], resolved).double() - baseline
+            return saliency.flatten(1).sum(dim=1, dtype=torch.float64), change
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         total, change = self.terms(model, inputs, saliency, targets, forward_args)

@@ -71,6 +71,17 @@ def batched_target_scores(
     return torch.cat(scores)
 
 
+def batched_outputs(model: nn.Module, batch: Tensor, internal_batch_size: int | None, batch_size: int | None = None) -> Tensor:
+    """The model's outputs on every row of `batch`, in chunks (`lit_xai.chunking`), concatenated; for passes
+    without extra inputs (row b is sample b), e.g. rows that every sample shares."""
+    outputs = []
+    for chunk in index_chunks(batch.shape[0], internal_batch_size, batch, batch_size):
+        if len(chunk) == batch.shape[0]:
+            return model_outputs(model, batch, chunk)
+        outputs.append(model_outputs(model, batch[chunk], chunk))
+    return torch.cat(outputs)
+
+
 def metric_layout(metric: object, inputs: Tensor, saliency: Tensor | None) -> tuple[Tensor, int]:
     """The inputs channel-first (`metric.channel_dim`: the user's channel axis) and checked against the
     saliency; returns them and the channel axis."""

@@ -56,3 +56,16 @@ def make_substrate(inputs: Tensor, substrate: Substrate) -> Tensor:
         extreme = flat.amin(dim=1) if substrate == "black" else flat.amax(dim=1)
         return extreme.view(-1, *(1,) * (inputs.ndim - 1)).expand_as(inputs)
     return inputs.mean(dim=tuple(range(2, inputs.ndim)), keepdim=True).expand_as(inputs)
+
+
+def shared_substrate_row(inputs: Tensor, substrate: Substrate) -> Tensor | None:
+    """The substrate's one row `(1, C, *spatial)` when it is the same for every image of `inputs` (zeros, a
+    number, a tensor without a batch axis or with a batch axis of 1), else None (per-image substrates)."""
+    if isinstance(substrate, Tensor):
+        if substrate.ndim == inputs.ndim and substrate.shape[0] != 1:
+            return None
+        return make_substrate(inputs[:1], substrate)
+    if isinstance(substrate, (int, float)) or substrate == "zeros":
+        return make_substrate(inputs[:1], substrate)
+    return None
+

@@ -144,3 +144,51 @@ def test_stochastic_metrics_do_not_depend_on_the_batch_or_the_chunk_size() -> No
             alone = make(None)
             alone.update(model, inputs[i : i + 1], saliency[i : i + 1])
             assert alone.last_values.item() == pytest.approx(together.last_values[i].item(), abs=1e-6)
+
+
+class Shifted(nn.Module):
+    """Linear's scores plus an extra input per sample: f(x, s) = w x + b + s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = Linear()
+
+    def forward(self, x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + shift.unsqueeze(1)
+
+
+def test_completeness_scores_a_shared_baseline_once() -> None:
+    """A baseline that is the same for every image (zeros, a number, a tensor without a batch axis) is scored
+    in one row: B + 1 rows a batch, the same gaps as one baseline per image; per-image baselines and
+    forward_args keep 2 B rows."""
+    model = Linear()
+    inputs = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    saliency = torch.randn(6, 4, 4, generator=torch.Generator().manual_seed(6))
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    black = inputs.flatten(1).amin(dim=1).view(6, 1, 1, 1).expand_as(inputs)
+    for substrate, baseline, expected_rows in (
+        (0.0, torch.zeros_like(inputs), 7),
+        ("zeros", torch.zeros_like(inputs), 7),
+        (torch.full((1, 4, 4), 0.5), torch.full_like(inputs, 0.5), 7),
+        ("black", black, 12),
+    ):
+        rows.clear()
+        metric = Completeness(substrate=substrate)
+        metric.update(model, inputs, saliency, targets)
+        assert sum(rows) == expected_rows, substrate
+        change = (model(inputs) - model(baseline)).gather(1, targets.unsqueeze(1)).squeeze(1).double()
+        assert torch.allclose(metric.last_gaps, saliency.flatten(1).double().sum(dim=1) - change, atol=1e-5)
+        per_image = Completeness(substrate=baseline.clone())  # a batch axis of 6: one baseline per image
+        per_image.update(model, inputs, saliency, targets)
+        assert torch.allclose(per_image.last_gaps, metric.last_gaps, atol=1e-6)
+    shifted, shift = Shifted(), torch.arange(6.0)
+    shifted.linear.load_state_dict(model.state_dict())
+    rows.clear()
+    shifted.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    metric = Completeness()
+    metric.update(shifted, inputs, saliency, targets, forward_args=shift)
+    assert sum(rows) == 12  # each sample's extra input goes with its own baseline
+    change = (model(inputs) - model(torch.zeros_like(inputs))).gather(1, targets.unsqueeze(1)).squeeze(1).double()
+    assert torch.allclose(metric.last_gaps, saliency.flatten(1).double().sum(dim=1) - change, atol=1e-5)
