@@ -17,7 +17,7 @@ each, the floor of each side: the model passes it ran (recorded by a forward hoo
 without an input gradient), replayed alone on random inputs of the same shapes. "ours / our passes" is
 lit-xai's overhead over its own passes; "our passes / quantus" is the best ratio any code running those
 passes could reach. Each time is the best of at least `--repeats` runs that add up to `--min-seconds` (1 s).
-    python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]
+    python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]   (its defaults: 8 images of 16 x 16)
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ def reference_rows(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=None, help="images (default 4; --quantus: 8)")
+    parser.add_argument("--size", type=int, default=None, help="image side in pixels (default 112; --quantus: 16)")
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
@@ -242,6 +242,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.batch is None:  # --quantus: quantus loops over pixels, so small images by default
+        args.batch = 8 if args.quantus else 4
+    if args.size is None:
+        args.size = 16 if args.quantus else 112
     if args.quantus:
         quantus_rows(args)
         return
