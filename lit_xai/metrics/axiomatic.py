@@ -130,16 +130,10 @@ class NonSensitivity(FeatureStepMetric):
             values = prepared_map(saliency, self.abs, normalise=True)
             positions, width = values.shape[1], self.features_in_step
             steps = self.steps_for(positions)
-            group = torch.arange(positions, device=inputs.device) // width
+            groups = (torch.arange(positions, device=inputs.device) // width).expand_as(values)  # in index order
             substrate = make_substrate(inputs, self.substrate)
-            shape = inputs.shape[1:]
-
-            def perturbed(image: Tensor, step: Tensor) -> Tensor:
-                replaced = (group.unsqueeze(0) == step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image))
-
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
-            scores = stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)
+            scores = stepped_scores(model, inputs, substrate, groups, resolved, steps, self.internal_batch_size, cumulative=False)
             padded = torch.nn.functional.pad(values, (0, steps * width - positions), value=-math.inf)
             unattributed = padded.view(-1, steps, width).amax(dim=2) < self.eps
             insensitive = (scores - original.unsqueeze(1)).abs() < self.eps

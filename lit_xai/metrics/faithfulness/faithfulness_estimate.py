@@ -13,7 +13,6 @@ constant) where quantus returns NaN. Cost: S passes per image plus one.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from lit_xai.metrics.common import batched_target_scores, metric_passes
@@ -47,14 +46,8 @@ class FaithfulnessEstimate(FeatureStepMetric):
             steps, width = self.steps_for(values.shape[1]), self.features_in_step
             units = ranks // width
             substrate = make_substrate(inputs, self.substrate)
-            shape = inputs.shape[1:]
-
-            def perturbed(image: Tensor, step: Tensor) -> Tensor:
-                replaced = (units.index_select(0, image) == step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image))
-
             original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
-            scores = stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)
+            scores = stepped_scores(model, inputs, substrate, units, resolved, steps, self.internal_batch_size, cumulative=False)
             return step_sums(values, ranks, width, steps), original.unsqueeze(1) - scores
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:

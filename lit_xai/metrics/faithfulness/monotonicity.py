@@ -72,14 +72,8 @@ class Monotonicity(FeatureStepMetric):
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             units = position_ranks(prepared_map(saliency, self.abs), descending=False) // self.features_in_step
             steps = self.steps_for(units.shape[1])
-            baseline = make_substrate(inputs, self.substrate)
-            shape = inputs.shape[1:]
-
-            def restored(image: Tensor, step: Tensor) -> Tensor:
-                back = (units.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(back, inputs.index_select(0, image), baseline.index_select(0, image))
-
-            return stepped_scores(model, inputs, resolved, steps, restored, self.internal_batch_size)
+            baseline = make_substrate(inputs, self.substrate)  # restored onto: the input's positions come back
+            return stepped_scores(model, baseline, inputs, units, resolved, steps, self.internal_batch_size, cumulative=True)
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         curves = self.curves(model, inputs, saliency, targets, forward_args)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -81,13 +80,7 @@ class CumulativeRemoval(FeatureStepMetric):
         with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, resolved):
             units, steps = self.ranks(saliency)
             substrate = make_substrate(inputs, self.substrate)
-            shape = inputs.shape[1:]
-
-            def perturbed(image: Tensor, step: Tensor) -> Tensor:
-                removed = (units.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-                return torch.where(removed, substrate.index_select(0, image), inputs.index_select(0, image))
-
-            return stepped_scores(model, inputs, resolved, steps, perturbed, self.internal_batch_size)
+            return stepped_scores(model, inputs, substrate, units, resolved, steps, self.internal_batch_size, cumulative=True)
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         curves = self.curves(model, inputs, saliency, targets, forward_args)

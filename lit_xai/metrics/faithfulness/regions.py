@@ -44,6 +44,7 @@ from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.seeding import sample_seeds
 from lit_xai.metrics.common import PerImageMean, SkippingMean, batched_target_scores, metric_passes
+from lit_xai.metrics.faithfulness.steps import stepped_inputs
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.segments import Features, check_features, segment_counts, segments
 from lit_xai.targets import (
@@ -86,11 +87,9 @@ def removal_scores(
     batch, most = inputs.shape[0], int(steps.max())
     scores = torch.full((batch, most), math.nan, dtype=torch.float64, device=inputs.device)
     image_of, step_of = torch.nonzero(torch.arange(most, device=inputs.device).unsqueeze(0) < steps.unsqueeze(1), as_tuple=True)
-    shape = inputs.shape[1:]
     for chunk in index_chunks(len(image_of), internal_batch_size, inputs[:1], batch):
         image, step = image_of[chunk], step_of[chunk]
-        replaced = (position_ranks.index_select(0, image) <= step.unsqueeze(1)).view(len(image), 1, *shape[1:])
-        outputs = model_outputs(model, torch.where(replaced, substrate.index_select(0, image), inputs.index_select(0, image)), image)
+        outputs = model_outputs(model, stepped_inputs(inputs, substrate, position_ranks, image, step, cumulative=True), image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores
 

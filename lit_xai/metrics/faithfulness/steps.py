@@ -11,7 +11,6 @@ walked in another order there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -51,19 +50,32 @@ def step_sums(values: Tensor, ranks: Tensor, width: int, steps: int) -> Tensor:
     return sums.scatter_add_(1, ranks // width, values.double())
 
 
+def stepped_inputs(kept: Tensor, replacement: Tensor, units: Tensor, image: Tensor, step: Tensor, *, cumulative: bool) -> Tensor:
+    """The inputs `(k, C, *spatial)` of the (image, step) pairs: the positions of the image whose unit
+    (`units` `(B, N)`) is <= the step (`cumulative`) or equals it come from `replacement`, the others from
+    `kept` (both `(B, C, *spatial)`)."""
+    chosen, step = units.index_select(0, image), step.unsqueeze(1)
+    mask = (chosen <= step) if cumulative else (chosen == step)
+    return torch.where(mask.view(len(image), 1, *kept.shape[2:]), replacement.index_select(0, image), kept.index_select(0, image))
+
+
 def stepped_scores(
     model: nn.Module,
-    inputs: Tensor,
+    kept: Tensor,
+    replacement: Tensor,
+    units: Tensor,
     targets: Any,
     steps: int,
-    perturbed: Callable[[Tensor, Tensor], Tensor],
     internal_batch_size: int | None,
+    *,
+    cumulative: bool,
 ) -> Tensor:
-    """Target scores `(B, steps)` float64 of `perturbed(image, step)` (the derived inputs of those
-    (image, step) pairs, `(k, C, *spatial)`), all pairs in chunks."""
-    scores = torch.empty(inputs.shape[0], steps, dtype=torch.float64, device=inputs.device)
-    for image, step in pair_chunks(inputs.shape[0], steps, internal_batch_size, inputs):
-        outputs = model_outputs(model, perturbed(image, step), image)
+    """Target scores `(B, steps)` float64 of the `stepped_inputs` of every (image, step) pair, in chunks:
+    step s takes the positions of unit <= s (`cumulative`: removal and insertion curves) or of unit s alone
+    from `replacement`."""
+    scores = torch.empty(kept.shape[0], steps, dtype=torch.float64, device=kept.device)
+    for image, step in pair_chunks(kept.shape[0], steps, internal_batch_size, kept):
+        outputs = model_outputs(model, stepped_inputs(kept, replacement, units, image, step, cumulative=cumulative), image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores
 
