@@ -30,8 +30,8 @@ def prepared_map(saliency: Tensor, absolute: bool, normalise: bool = False) -> T
     if absolute:
         flat = flat.abs()
     if normalise:
-        peak = flat.abs().amax(dim=1, keepdim=True)
-        flat = flat / torch.where(peak > 0, peak, torch.ones_like(peak))
+        peak = (flat if absolute else flat.abs()).amax(dim=1, keepdim=True)
+        flat = flat / peak.masked_fill_(peak == 0, 1.0)
     return flat
 
 
