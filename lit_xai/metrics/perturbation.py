@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.metrics.common import PerImageMean, metric_passes
+from lit_xai.metrics.faithfulness.steps import stepped_inputs
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
@@ -72,15 +73,13 @@ def perturbation_curves(
     internal_batch_size: int | None,
 ) -> Tensor:
     """Target scores `(B, steps + 1)` along the insertion (or deletion) path of each image."""
-    batch, spatial = inputs.shape[0], inputs.shape[2:]
-    counts = torch.arange(steps + 1, device=inputs.device) * units // steps
+    batch = inputs.shape[0]
+    last_changed = torch.arange(steps + 1, device=inputs.device) * units // steps - 1  # step s changes ranks < its count
+    kept, replacement = (substrate, inputs) if insertion else (inputs, substrate)
     scores = torch.empty(batch, steps + 1, dtype=torch.float64, device=inputs.device)
     for image, step in pair_chunks(batch, steps + 1, internal_batch_size, inputs):
-        changed = (ranks.index_select(0, image) < counts[step].unsqueeze(1)).view(len(image), 1, *spatial)
-        kept, replaced = inputs.index_select(0, image), substrate.index_select(0, image)
-        if not insertion:
-            kept, replaced = replaced, kept
-        outputs = model_outputs(model, torch.where(changed, kept, replaced), image)
+        rows = stepped_inputs(kept, replacement, ranks, image, last_changed[step], cumulative=True)
+        outputs = model_outputs(model, rows, image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
     return scores
 
