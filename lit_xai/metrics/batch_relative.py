@@ -40,16 +40,18 @@ from lit_xai.metrics.robustness.base import check_number, predicted_class
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs
 
 DISTANCES = ("seuclidean", "euclidean")
+TINY = torch.finfo(torch.float64).tiny  # all distances 0 (one image, or equal maps): divided by this they stay 0
 
 
 def standardised_distances(values: Tensor) -> Tensor:
-    """Pairwise `(B, B)` standardised Euclidean distances of `(B, N)` rows, each column scaled by its
-    variance (ddof 1) over the two stacked copies of the rows, as scipy's `cdist(a, a, "seuclidean")`
-    computes it; columns of variance 0 left out."""
-    centred = values - values.mean(dim=0)
-    # the variance of the 2B stacked rows, two-pass as numpy's: twice the rows' squared deviations over 2B - 1
-    variance = centred.square().sum(dim=0) * (2 / (2 * values.shape[0] - 1))
-    scaled = centred * torch.where(variance > 0, variance, torch.inf).rsqrt()  # 0 where the variance is 0
+    """Pairwise `(B, B)` standardised Euclidean distances of `(B, N)` rows, up to one factor shared by every
+    pair: each column divided by the square root of its sum of squared deviations over the rows. scipy's
+    `cdist(a, a, "seuclidean")` divides by its variance (ddof 1) over the two stacked copies of the rows,
+    2 / (2 B - 1) times that sum, so its distances are sqrt((2 B - 1) / 2) times these; the factor divides
+    out when the distances are divided by their largest. Columns of variance 0 are left out."""
+    centred = values - values.mean(dim=0)  # two-pass, as numpy's variance
+    weights = centred.square().sum(dim=0).rsqrt_().nan_to_num_(posinf=0.0)  # 0 for a column of variance 0
+    scaled = centred.mul_(weights)
     return torch.cdist(scaled, scaled, compute_mode="donot_use_mm_for_euclid_dist")  # the differences, not |a|^2 + |b|^2 - 2ab
 
 
@@ -76,10 +78,10 @@ class BatchRelativeMetric(PerImageMean):
     def agreement(related: Tensor, classes: Tensor, epsilon: float) -> Tensor:
         """Per row: the share of its related others (`related` `(B, B)` bool, the diagonal ignored and set to
         False in place) predicted as itself; with `epsilon` 0, 0 for a row with no related others."""
-        related = related.fill_diagonal_(False).double()
-        count = related.sum(dim=1)
-        hits = (related * (classes.unsqueeze(0) == classes.unsqueeze(1))).sum(dim=1)
-        return hits / (count + epsilon) if epsilon > 0 else torch.nan_to_num(hits / count, nan=0.0)  # 0 / 0 -> 0
+        related.fill_diagonal_(False)
+        count = related.sum(dim=1, dtype=torch.float64)
+        hits = (related & (classes.unsqueeze(1) == classes)).sum(dim=1, dtype=torch.float64)
+        return hits.div_(count.add_(epsilon) if epsilon > 0 else count.clamp_(min=1.0))  # no related others: 0 / 1
 
 
 class Sufficiency(BatchRelativeMetric):
@@ -102,8 +104,7 @@ class Sufficiency(BatchRelativeMetric):
         classes, saliency = self.predictions(model, inputs, saliency, targets, forward_args)
         values = prepared_map(saliency, self.abs, normalise=True)
         distances = standardised_distances(values) if self.distance == "seuclidean" else torch.cdist(values, values)
-        largest = distances.amax()
-        distances = distances / largest if largest > 0 else distances  # quantus divides by the batch's largest distance
+        distances = distances.div_(distances.amax().clamp_(min=TINY))  # quantus divides by the batch's largest distance
         self.add_values(self.agreement(distances <= self.threshold, classes, 0.0))
 
 
