@@ -148,6 +148,24 @@ def test_model_mode_untouched_and_clear_errors() -> None:
         Deletion(steps=0)
 
 
+def test_finite_check_names_the_tensor_and_allows_a_sum_that_overflows() -> None:
+    """Inputs and maps are checked with one synchronisation (their sums); a NaN or inf still names the tensor
+    that holds it (an inf in each, of opposite signs, sums to NaN), and finite values whose float32 sum
+    overflows are accepted."""
+    from lit_xai.metrics.common import check_metric_inputs
+
+    inputs, saliency = torch.ones(2, 1, 4, 4), torch.ones(2, 4, 4)
+    check_metric_inputs(inputs, saliency)
+    check_metric_inputs(torch.full((2, 1, 4, 4), 3e38), torch.full((2, 4, 4), 3e38))  # sums overflow to inf
+    for bad_inputs, bad_saliency, message in (
+        (inputs.clone().index_put_((torch.tensor([1]),), torch.tensor(float("nan"))), saliency, "inputs contain NaN or inf"),
+        (inputs, saliency.clone().index_put_((torch.tensor([0]),), torch.tensor(float("-inf"))), "saliency contains NaN or inf"),
+        (inputs.clone().fill_(float("inf")), saliency.clone().fill_(float("-inf")), "inputs contain NaN or inf"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            check_metric_inputs(bad_inputs, bad_saliency)
+
+
 def test_patches_agree_with_pixels_when_saliency_is_constant_per_patch() -> None:
     from lit_xai.metrics import InsertionDeletion
 

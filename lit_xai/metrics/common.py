@@ -15,7 +15,7 @@ from torchmetrics import Metric
 from lit_xai.checks import all_finite
 from lit_xai.chunking import index_chunks, retry_out_of_memory
 from lit_xai.explainers.base import Explainer
-from lit_xai.model_state import preserved_model_state
+from lit_xai.model_state import EvalMode
 from lit_xai.targets import (
     Output,
     Score,
@@ -39,13 +39,16 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
     """Inputs `(B, C, H, W)` or `(B, C, T)`; saliency `(B, *spatial)`, finite."""
     if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
         raise ValueError(f"inputs must be a tensor (B, C, H, W) or (B, C, T), got shape {tuple(getattr(inputs, 'shape', ()))}")
-    if not all_finite(inputs):
-        raise ValueError("inputs contain NaN or inf; check the data and its normalisation")
     expected = (inputs.shape[0], *inputs.shape[2:])
     if not isinstance(saliency, Tensor) or tuple(saliency.shape) != expected:
         got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
         hint = " (reduce the channels first, e.g. saliency.abs().sum(1))" if got == tuple(inputs.shape) else ""
         raise ValueError(f"saliency must have shape (B, *spatial) = {expected} to match the inputs, got {got}{hint}")
+    if inputs.is_floating_point() and saliency.is_floating_point() and saliency.device == inputs.device:
+        if math.isfinite(float(inputs.sum() + saliency.sum())):
+            return  # one reduction each, one synchronisation for both (`all_finite`: a finite sum has no NaN or inf)
+    if not all_finite(inputs):
+        raise ValueError("inputs contain NaN or inf; check the data and its normalisation")
     if not all_finite(saliency):
         raise ValueError("saliency contains NaN or inf; check the explainer's output")
 
@@ -122,7 +125,7 @@ def metric_passes(
     model = unwrap_module(model)
     targets = check_targets(targets, inputs.shape[0], inputs.device)
     call = model_call(inputs.shape[0], forward_args, getattr(metric, "output", None), getattr(metric, "scoring", None), channel_dim, inputs.device)
-    with call, torch.no_grad(), preserved_model_state(model):
+    with call, torch.no_grad(), EvalMode(model):  # metric passes change no parameter's requires_grad
         if targets is None or is_binary_call():
             targets = resolve_targets(model_outputs(model, inputs), targets)
         yield MetricCall(model, inputs, saliency, targets)
@@ -191,7 +194,7 @@ class PerImageMean(Metric):
     def add_values(self, values: Tensor) -> None:
         """Accumulate per-image values `(B,)`."""
         values = values.detach().to(self.total.device, torch.float64)
-        flat = values.reshape(-1)
+        flat = values if values.ndim == 1 else values.reshape(-1)
         # states are replaced, never changed in place (`+=`): under CPU `ddp_spawn` a metric that lives on the
         # LightningModule reaches every worker with its state tensors in one shared memory block, so an in-place
         # sum would add every process's values into all of them and the synchronisation would add them again.
