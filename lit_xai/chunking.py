@@ -129,7 +129,7 @@ def retry_out_of_memory(method: Call) -> Call:
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         failed: list[int] = []
         while True:
-            attempt = _Attempt(getattr(self, "_chunk_limit", None))
+            attempt = _Attempt(vars(self).get("_chunk_limit"))  # not getattr: a missing attribute costs nn.Module a raised error
             _attempts().append(attempt)
             try:
                 result = method(self, *args, **kwargs)

@@ -193,7 +193,8 @@ class PerImageMean(Metric):
 
     def add_values(self, values: Tensor) -> None:
         """Accumulate per-image values `(B,)`."""
-        values = values.detach().to(self.total.device, torch.float64)
+        if values.requires_grad or values.dtype != torch.float64 or values.device != self.total.device:
+            values = values.detach().to(self.total.device, torch.float64)
         flat = values if values.ndim == 1 else values.reshape(-1)
         # states are replaced, never changed in place (`+=`): under CPU `ddp_spawn` a metric that lives on the
         # LightningModule reaches every worker with its state tensors in one shared memory block, so an in-place
