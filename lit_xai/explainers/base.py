@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,12 +133,14 @@ class Explainer(abc.ABC):
             with model_call(inputs.shape[0], args, output, score, channel_dim, inputs.device):
                 saliency = self.explain(model, inputs.detach().clone(), targets)
         saliency = saliency.detach().to(torch.float32)
-        if not all_finite(saliency):
+        total = float(saliency.sum())  # one synchronisation for both checks below in the common case
+        if not math.isfinite(total) and not all_finite(saliency):  # a finite sum has no NaN or inf (`all_finite`)
             raise ValueError(
                 f"{type(self).__name__} produced NaN or inf: the model's outputs or gradients are not finite "
                 "for these inputs (check the model in isolation with the same batch)"
             )
-        warn_if_all_zero(self, model, saliency)
+        if total == 0.0:  # an all-zero map sums to 0; a map that sums to 0 is counted
+            warn_if_all_zero(self, model, saliency)
         if saliency.ndim == inputs.ndim:  # reduce="none": the inputs' own layout
             saliency = to_user_layout(saliency, channel_dim)
         return saliency

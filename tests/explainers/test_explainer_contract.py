@@ -137,3 +137,32 @@ def test_model_left_untouched_in_any_mode(name: str, small_net: SmallNet) -> Non
         in_no_grad = FACTORIES[name]()(small_net, inputs)
     torch.testing.assert_close(in_inference, expected)
     torch.testing.assert_close(in_no_grad, expected)
+
+
+class _FixedMap(ex.Explainer):
+    """Returns the map it was given, whatever the model says (for the checks on what explain returns)."""
+
+    def __init__(self, saliency: torch.Tensor) -> None:
+        self.saliency = saliency
+
+    def explain(self, model: nn.Module, inputs: torch.Tensor, targets: object) -> torch.Tensor:
+        return self.saliency.clone()
+
+
+def test_returned_maps_are_checked_for_nan_and_all_zero_with_one_sum() -> None:
+    """A NaN or inf in the map is an error; an all-zero map warns; a map whose values cancel to a zero sum is
+    neither (the sum that checks both is only the first look)."""
+    import warnings
+
+    model, inputs = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="_FixedMap produced NaN or inf"):
+        _FixedMap(torch.zeros(2, 4, 4).index_put_((torch.tensor([0]),), torch.tensor(float("inf"))))(model, inputs, 0)
+    with pytest.warns(UserWarning, match="_FixedMap returned an all-zero map"):
+        _FixedMap(torch.zeros(2, 4, 4))(model, inputs, 0)
+    cancelling = torch.zeros(2, 4, 4)
+    cancelling[0, 0, 0], cancelling[1, 3, 3] = 1.0, -1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(_FixedMap(cancelling)(model, inputs, 0), cancelling)
+    huge = torch.full((2, 4, 4), 3e38)  # finite values whose float32 sum overflows
+    assert torch.equal(_FixedMap(huge)(model, inputs, 0), huge)
