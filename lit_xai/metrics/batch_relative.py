@@ -24,7 +24,7 @@ after `abs=True` (all signs positive), so every map gets the same label; lit-xai
 
 Both are higher is better. The predicted class is the argmax of the model's outputs. Per-image values
 depend on the other images of the batch, and under DDP on the process that holds it: compare explainers
-on the same batches. Cost: one pass per image.
+on the same batches. Targets are not read (None or any: the same values). Cost: one pass per image.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class BatchRelativeMetric(PerImageMean):
     higher_is_better = True
 
     def predictions(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike, forward_args: ForwardArgs) -> tuple[Tensor, Tensor]:
-        with metric_passes(self, model, inputs, saliency, targets, forward_args) as (model, inputs, saliency, _):
+        with metric_passes(self, model, inputs, saliency, targets, forward_args, resolve=False) as (model, inputs, saliency, _):  # targets unused
             return predicted_class(model_outputs(model, inputs)).to(saliency.device), saliency
 
     @staticmethod

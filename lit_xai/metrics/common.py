@@ -116,17 +116,20 @@ def metric_passes(
     saliency: Tensor | None,
     targets: TargetsLike,
     forward_args: Tensor | tuple[Tensor, ...] | None = None,
+    resolve: bool = True,
 ) -> Iterator[MetricCall]:
     """The one entry of every model-based metric update (`lit_xai.targets`, "The user's model"): the inputs'
     layout (`metric.channel_dim`), the checks, the model's extra inputs (`forward_args`), how its outputs
-    are read (`metric.output`) and scored (`metric.scoring`, the `score=` option); no gradients, the model's state kept inside."""
+    are read (`metric.output`) and scored (`metric.scoring`, the `score=` option); no gradients, the model's state kept inside.
+    `resolve=False`: the targets are checked but None stays None (metrics that read no targets skip the pass that
+    would resolve them)."""
     inputs, channel_dim = metric_layout(metric, inputs, saliency)
     saliency = None if saliency is None else saliency.to(inputs.device)
     model = unwrap_module(model)
     targets = check_targets(targets, inputs.shape[0], inputs.device)
     call = model_call(inputs.shape[0], forward_args, getattr(metric, "output", None), getattr(metric, "scoring", None), channel_dim, inputs.device)
     with call, torch.no_grad(), EvalMode(model):  # metric passes change no parameter's requires_grad
-        if targets is None or is_binary_call():
+        if resolve and (targets is None or is_binary_call()):
             targets = resolve_targets(model_outputs(model, inputs), targets)
         yield MetricCall(model, inputs, saliency, targets)
 

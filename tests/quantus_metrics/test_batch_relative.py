@@ -85,3 +85,21 @@ def test_top_positions_equal_a_stable_argsort_with_and_without_ties() -> None:
     for k in (1, 3, 5, 20):
         expected = values.argsort(dim=1, descending=True, stable=True)[:, :k]
         assert torch.equal(top_positions(values, k), expected), k
+
+
+@pytest.mark.parametrize("metric_class", [Sufficiency, Consistency])
+def test_one_pass_and_no_targets_read(metric_class: type) -> None:
+    """The predicted classes come from one pass, with targets given or not (no pass resolves unused targets)."""
+    model, (inputs, saliency) = MODELS["blind_mlp"](), batch(15, size=6)
+    other_classes = (targets_of(model, inputs) + 1) % 3
+    rows: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    try:
+        without, given = metric_class(), metric_class()
+        without.update(model, inputs, saliency)
+        assert rows == [inputs.shape[0]]
+        given.update(model, inputs, saliency, other_classes)
+    finally:
+        handle.remove()
+    assert rows == [inputs.shape[0]] * 2
+    assert torch.equal(without.last_values, given.last_values)
