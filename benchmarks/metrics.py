@@ -18,6 +18,9 @@ without an input gradient), replayed alone on random inputs of the same shapes. 
 lit-xai's overhead over its own passes; "our passes / quantus" is the best ratio any code running those
 passes could reach. Each time is the best of at least `--repeats` runs that add up to `--min-seconds` (1 s).
     python benchmarks/metrics.py --quantus --threads 1 [--batch 8] [--size 16]   (its defaults: 8 images of 16 x 16)
+`--quantus --resnet50`: the rows of one or two passes (Completeness, RandomLogit,
+Sufficiency, Consistency; quantus 0.6 cannot shift a first layer without a bias for InputInvariance) on
+the model users run, ResNet-50 at 224 px (random weights, 10 classes).
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3g}" if seconds < 0.1 else f"{seconds * 1000:.0f}"
 
 
+ONE_PASS_ROWS = ("Completeness", "RandomLogit", "Sufficiency", "Consistency")  # quantus 0.6 InputInvariance needs a first layer with a bias
+
+
 def quantus_rows(args: argparse.Namespace) -> None:
     """Each issue-26 metric's time against quantus 0.6's on the same work (see the module docstring).
     SensitivityN and Focus are left out: quantus' SensitivityN does other work (one cumulative top-n
@@ -85,11 +91,16 @@ def quantus_rows(args: argparse.Namespace) -> None:
     np.trapz = getattr(np, "trapz", np.trapezoid)  # quantus 0.6 calls np.trapz (removed in numpy 2.4)
     torch.manual_seed(0)
     size, batch = args.size, args.batch
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(256, 10),
-    ).eval()
-    inputs = torch.rand(batch, 1, size, size)
+    if args.resnet50:  # the model users run (random weights, 10 classes for RandomLogit's num_classes)
+        from torchvision.models import resnet50
+
+        model, channels, described = resnet50(num_classes=10).eval(), 3, "ResNet-50 (10 classes)"
+    else:
+        model, channels, described = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(256, 10),
+        ).eval(), 1, "a 2-conv CNN"
+    inputs = torch.rand(batch, channels, size, size)
     targets = model(inputs).argmax(dim=1).detach()
     explainer = InputXGradient(reduce="sum")
     saliency = explainer(model, inputs, targets)
@@ -101,7 +112,7 @@ def quantus_rows(args: argparse.Namespace) -> None:
 
     common = dict(model=model, x_batch=inputs.numpy(), y_batch=targets.numpy(), a_batch=saliency.unsqueeze(1).numpy(), device="cpu")
     quiet = dict(disable_warnings=True, display_progressbar=False)
-    print(f"machine: {machine()}; a 2-conv CNN, {batch} images 1 x {size} x {size}, Input x Gradient maps")
+    print(f"machine: {machine()}; {described}, {batch} images {channels} x {size} x {size}, Input x Gradient maps")
     print("| metric | settings | ours, ms | quantus, ms | ours / quantus | our passes alone, ms | quantus' passes alone, ms | ours / our passes | our passes / quantus |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     f = 4
@@ -135,6 +146,8 @@ def quantus_rows(args: argparse.Namespace) -> None:
         ("Sufficiency", "", ours.Sufficiency(), quantus.Sufficiency(**quiet), {}),
         ("Consistency", "", ours.Consistency(), quantus.Consistency(**quiet), {}),
     ]
+    if args.resnet50:  # the rows of one or two passes; the step-walking rows take thousands of ResNet-50 passes at 224 px
+        rows = [row for row in rows if row[0] in ONE_PASS_ROWS]
     print(f"lit-xai's chunks: {args.ours_chunk or 'automatic (lit_xai.chunking)'}; quantus: one pass per batch of {batch}")
     for name, settings, mine, theirs, extra in rows:
         if hasattr(mine, "internal_batch_size"):
@@ -145,6 +158,8 @@ def quantus_rows(args: argparse.Namespace) -> None:
         their_floor = best_time(replay(model, recorded_passes(model, lambda: theirs(**common, **extra))), args.repeats, min_seconds=args.min_seconds)
         print(f"| {name} | {settings} | {ms(ours_s)} | {ms(theirs_s)} | {ours_s / theirs_s:.2f} | {ms(our_floor)} | "
               f"{ms(their_floor)} | {ours_s / our_floor:.2f} | {our_floor / theirs_s:.2f} |", flush=True)
+    if args.resnet50:
+        return
     s_batch = masks.unsqueeze(1).float().numpy()
     for name, mine, theirs in (
         ("AttributionLocalisation", ours.AttributionLocalisation(), quantus.AttributionLocalisation(**quiet)),
@@ -237,6 +252,7 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=1.0, help="--quantus: each timing repeats until its runs add up to this long")
     parser.add_argument("--references", action="store_true", help="the issue-18 metrics against their references")
     parser.add_argument("--quantus", action="store_true", help="the issue-26 metrics against quantus 0.6")
+    parser.add_argument("--resnet50", action="store_true", help="--quantus: the rows of one or two passes on ResNet-50 (default 224 px)")
     parser.add_argument("--ours-chunk", type=int, default=None, help="--quantus: lit-xai's internal_batch_size (default: automatic)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine: steadier timings)")
     args = parser.parse_args()
@@ -245,7 +261,7 @@ def main() -> None:
     if args.batch is None:  # --quantus: quantus loops over pixels, so small images by default
         args.batch = 8 if args.quantus else 4
     if args.size is None:
-        args.size = 16 if args.quantus else 112
+        args.size = 224 if args.resnet50 else 16 if args.quantus else 112
     if args.quantus:
         quantus_rows(args)
         return
