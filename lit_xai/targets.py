@@ -237,7 +237,7 @@ def to_user_layout(inputs: Tensor, channel_dim: int) -> Tensor:
 
 def unwrap_module(model: nn.Module) -> nn.Module:
     """The module `torch.compile` wraps (`_orig_mod`), so that hooks run and layer names are its own."""
-    inner = getattr(model, "_orig_mod", None)
+    inner = model._modules.get("_orig_mod") if isinstance(model, nn.Module) else None  # a registered child: no getattr miss
     return inner if isinstance(inner, nn.Module) else model
 
 
@@ -388,9 +388,10 @@ def checked_indices(outputs: Tensor, targets: Tensor | Target | None) -> Tensor:
     return targets.view(-1, 1)
 
 
-def select_scores(outputs: Tensor, targets: Tensor | Target | None) -> Tensor:
+def select_scores(outputs: Tensor, targets: Tensor | Target | None, checked: bool = False) -> Tensor:
     """The raw target score of each sample, `(B,)`: the target's logit, a `Target`'s raw score, a regressor's
-    output, +-logit of a one-logit sigmoid classifier (class 1: logit, class 0: -logit)."""
+    output, +-logit of a one-logit sigmoid classifier (class 1: logit, class 0: -logit). `checked`: the
+    targets come from `resolve_targets` on these outputs, so their range is not checked again."""
     if isinstance(targets, Target):
         return targets.raw(outputs)
     if is_binary_logit(outputs):
@@ -398,7 +399,14 @@ def select_scores(outputs: Tensor, targets: Tensor | Target | None) -> Tensor:
         return torch.where(targets.to(logit.device) == 1, logit, -logit) if targets is not None else logit
     if is_regression(outputs):
         return outputs.reshape(outputs.shape[0])
-    return outputs.gather(1, checked_indices(outputs, targets)).squeeze(1)
+    return outputs.gather(1, targets.view(-1, 1) if checked else checked_indices(outputs, targets)).squeeze(1)
+
+
+def resolved_scores(outputs: Tensor, targets: Tensor | Target | None) -> tuple[Tensor, Tensor | Target | None]:
+    """`resolve_targets` then `select_scores` on the same outputs, the indices checked once (one
+    synchronisation): the target scores `(B,)` and the resolved targets."""
+    targets = resolve_targets(outputs, targets)
+    return select_scores(outputs, targets, checked=True), targets
 
 
 def probabilities(outputs: Tensor, score: Score) -> Tensor:

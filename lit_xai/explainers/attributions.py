@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.base import Explainer
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
+from lit_xai.targets import model_outputs, resolved_scores
 
 REDUCTIONS = ("none", "sum", "abs_sum", "max_abs")
 
@@ -57,8 +57,7 @@ def clean_pass(model: nn.Module, inputs: Tensor, targets: Tensor | None) -> tupl
     """Target scores `(B,)` of the unperturbed inputs (no graph) and the resolved targets (argmax when None)."""
     with torch.no_grad():
         outputs = model_outputs(model, inputs)
-    targets = resolve_targets(outputs, targets)
-    return select_scores(outputs, targets), targets
+    return resolved_scores(outputs, targets)
 
 
 def input_gradients(
@@ -70,8 +69,7 @@ def input_gradients(
     with respect to the points only). `samples`: each row's sample (`lit_xai.targets.model_outputs`)."""
     points = points.detach().requires_grad_(True)
     outputs = model_outputs(model, points, samples)
-    targets = resolve_targets(outputs, targets)
-    scores = select_scores(outputs, targets)
+    scores, targets = resolved_scores(outputs, targets)
     (gradients,) = torch.autograd.grad(scores.sum(), points, allow_unused=True)
     if gradients is None:
         raise ValueError(

@@ -28,7 +28,7 @@ from lit_xai.explainers.gradients import forward_with_layers
 from lit_xai.explainers.path_baselines import BaselineSource, pair_normal
 from lit_xai.explainers.seeding import pair_generator, sample_seeds
 from lit_xai.explainers.tokens import current_reshape
-from lit_xai.targets import current_call, resolve_targets, select_scores
+from lit_xai.targets import current_call, resolved_scores, select_scores
 
 ALPHAS = ("uniform", "linear")
 
@@ -174,8 +174,8 @@ def expected_gradients_at_layers(
     with torch.no_grad():
         outputs, activations = forward_with_layers(model, names, inputs)
     activations = [layer.to(dtype) for layer in activations]
-    targets = resolve_targets(outputs, targets)
-    scores = select_scores(outputs, targets).detach().to(dtype)
+    scores, targets = resolved_scores(outputs, targets)
+    scores = scores.detach().to(dtype)
 
     seeds = sample_seeds(inputs, seed)
     factors = interpolation_factors(inputs, draws, groups, alphas, seeds)

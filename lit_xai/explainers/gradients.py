@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from lit_xai.explainers.layers import captured_output, get_layer
 from lit_xai.explainers.tokens import TokenView
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
+from lit_xai.targets import model_outputs, resolved_scores
 
 
 @dataclass
@@ -107,7 +107,7 @@ def gradients_of_scores(scores: Tensor, activations: Tensor, layer_name: str) ->
 def plain_gradients(model: nn.Module, layer_name: str, inputs: Tensor, targets: Tensor | None) -> LayerGradients:
     """`A(x)` and `dy_c/dA` at `x` (Grad-CAM's source)."""
     outputs, activations = forward_with_activations(model, layer_name, inputs)
-    targets = resolve_targets(outputs, targets)
-    gradients = gradients_of_scores(select_scores(outputs, targets), activations, layer_name)
+    scores, targets = resolved_scores(outputs, targets)
+    gradients = gradients_of_scores(scores, activations, layer_name)
     # float32 (the inputs' dtype) accumulation also when the forward pass ran under autocast
     return LayerGradients(activations.detach().to(inputs.dtype), gradients.detach().to(inputs.dtype), targets)

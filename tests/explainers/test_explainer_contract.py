@@ -166,3 +166,30 @@ def test_returned_maps_are_checked_for_nan_and_all_zero_with_one_sum() -> None:
         assert torch.equal(_FixedMap(cancelling)(model, inputs, 0), cancelling)
     huge = torch.full((2, 4, 4), 3e38)  # finite values whose float32 sum overflows
     assert torch.equal(_FixedMap(huge)(model, inputs, 0), huge)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [lambda: ex.InputXGradient(), lambda: ex.GradCAM(), lambda: ex.IntegratedGradients(steps=2), lambda: ex.FullGrad(), lambda: ex.LRP()],
+    ids=["InputXGradient", "GradCAM", "IntegratedGradients", "FullGrad", "LRP"],
+)
+def test_target_range_is_checked_once_and_still_rejects_bad_targets(factory: Callable[[], ex.Explainer]) -> None:
+    """`resolved_scores` resolves and selects the target scores with one range check: out-of-range targets
+    are still a clear error, and a call with valid targets synchronises once for it (one aminmax)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountRangeChecks(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func is torch.ops.aten.aminmax.default:
+                CountRangeChecks.count += 1
+            return func(*args, **(kwargs or {}))
+
+    model, inputs = SmallNet().eval(), torch.rand(2, 3, 16, 16)
+    explainer = factory()
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
+        explainer(model, inputs, torch.tensor([0, 3]))
+    with CountRangeChecks():
+        explainer(model, inputs, torch.tensor([0, 2]))
+    assert CountRangeChecks.count == 1

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from lit_xai.explainers.base import Explainer
 from lit_xai.explainers.upsample import upsample
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
+from lit_xai.targets import model_outputs, resolved_scores
 
 CONVS = (nn.Conv1d, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -76,9 +76,9 @@ class FullGrad(Explainer):
         inputs.requires_grad_(True)
         with recorded_bias_outputs(model) as recorded:
             outputs = model_outputs(model, inputs)
-        targets = resolve_targets(outputs, targets)
+        scores, targets = resolved_scores(outputs, targets)
         layer_outputs = [output for _, output in recorded]
-        gradients = torch.autograd.grad(select_scores(outputs, targets).sum(), [inputs, *layer_outputs], allow_unused=True)
+        gradients = torch.autograd.grad(scores.sum(), [inputs, *layer_outputs], allow_unused=True)
         size = tuple(inputs.shape[2:])
         saliency = channel_normalised((inputs * gradients[0]).abs().detach()).sum(dim=1)
         for (bias, output), gradient in zip(recorded, gradients[1:]):

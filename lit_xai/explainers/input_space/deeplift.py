@@ -19,7 +19,7 @@ from lit_xai.explainers.expected_gradients import bank_indices, interpolation_fa
 from lit_xai.explainers.input_space.modified_backward import DeconvolutionRule, RescaleRule, activation_rules
 from lit_xai.explainers.path_baselines import BaselineSource, as_baseline_source, pair_normal
 from lit_xai.explainers.seeding import sample_seeds
-from lit_xai.targets import Target, model_outputs, resolve_targets, select_scores
+from lit_xai.targets import Target, model_outputs, resolve_targets, resolved_scores, select_scores
 
 
 def check_eps(eps: float) -> float:
@@ -211,7 +211,7 @@ class Deconvolution(InputSpaceExplainer):
         leaf = inputs.detach().requires_grad_(True)
         with activation_rules(DeconvolutionRule()):
             outputs = model_outputs(model, leaf)
-        scores = select_scores(outputs, resolve_targets(outputs, targets))
+        scores, _ = resolved_scores(outputs, targets)
         (gradients,) = torch.autograd.grad(scores.sum(), leaf, allow_unused=True)
         if gradients is None:
             raise ValueError(f"the output of {type(model).__name__} does not depend on its inputs; Deconvolution needs a path from the inputs to the output")

@@ -16,7 +16,7 @@ from lit_xai.explainers.lrp.backward import UnsupportedLayerError, lrp_backward
 from lit_xai.explainers.lrp.composites import assign_rules, check_composite, check_rule_overrides
 from lit_xai.explainers.lrp.rules import DerivedWeights, RuleSettings
 from lit_xai.explainers.upsample import UpsampleMode
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
+from lit_xai.targets import model_outputs, resolved_scores
 
 
 def _check_settings(epsilon: float, gamma: float, alpha: float, beta: float, stabilizer: float) -> None:
@@ -59,8 +59,7 @@ def lrp_relevance(
             if isinstance(error.__cause__, UnsupportedLayerError):
                 raise error.__cause__ from None
             raise
-    targets = resolve_targets(outputs, targets)
-    scores = select_scores(outputs, targets)
+    scores, targets = resolved_scores(outputs, targets)
     if target_layer is not None and not captured:
         raise ValueError(f"target layer {target_layer!r} did not run in the model's forward pass; choose a layer that forward uses")
     source = inputs if target_layer is None else captured[0]

@@ -21,7 +21,7 @@ from lit_xai.explainers.base import gradients_enabled
 from lit_xai.explainers.gradients import forward_with_activations
 from lit_xai.explainers.upsample import ModelUpsampler
 from lit_xai.model_state import preserved_model_state
-from lit_xai.targets import model_outputs, resolve_targets, select_scores
+from lit_xai.targets import model_outputs, resolved_scores
 
 PotentialFn = Callable[[nn.Module, Tensor, Optional[Tensor]], Tensor]
 POTENTIALS = ("activations", "gradients", "input_edges")
@@ -198,7 +198,7 @@ class MassPreservingUpsampler(ModelUpsampler):
             elif self.potential == "gradients":
                 inputs.requires_grad_(True)
                 outputs = model_outputs(model, inputs)
-                scores = select_scores(outputs, resolve_targets(outputs, targets))
+                scores, _ = resolved_scores(outputs, targets)
                 (gradients,) = torch.autograd.grad(scores.sum(), inputs)
                 potential = gradients.abs().sum(dim=1)
             else:
