@@ -126,13 +126,14 @@ class Explainer(abc.ABC):
         with preserved_model_state(model), gradients_enabled():
             # clones made here are normal tensors even when the caller's are inference tensors (Lightning's loops)
             args = None if forward_args is None else tuple(a.detach().clone() for a in as_forward_args(forward_args, inputs.shape[0]))
-            if isinstance(targets, Tensor):
+            if isinstance(targets, Tensor) and targets.is_inference():
                 targets = targets.clone()
             elif isinstance(targets, Target):
                 targets = targets.index(torch.arange(len(targets), device=inputs.device))
             with model_call(inputs.shape[0], args, output, score, channel_dim, inputs.device):
                 saliency = self.explain(model, inputs.detach().clone(), targets)
-        saliency = saliency.detach().to(torch.float32)
+        if saliency.requires_grad or saliency.dtype != torch.float32:
+            saliency = saliency.detach().to(torch.float32)
         total = float(saliency.sum())  # one synchronisation for both checks below in the common case
         if not math.isfinite(total) and not all_finite(saliency):  # a finite sum has no NaN or inf (`all_finite`)
             raise ValueError(

@@ -162,6 +162,9 @@ def is_binary_call() -> bool:
     return current_call().score == "sigmoid"
 
 
+_BOOKKEEPING = frozenset({"_computed", "_update_count"})  # torchmetrics' per-update attributes (`Metric._wrap_update`)
+
+
 class PerImageMean(Metric):
     """A metric whose value is the mean over images of a per-image value; also its standard error.
 
@@ -193,6 +196,12 @@ class PerImageMean(Metric):
         self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.last_values: Tensor | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _BOOKKEEPING:  # set twice by every update: plain attributes, never parameters, buffers or modules
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def add_values(self, values: Tensor) -> None:
         """Accumulate per-image values `(B,)`."""
