@@ -133,5 +133,5 @@ class Consistency(BatchRelativeMetric):
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
         classes, saliency = self.predictions(model, inputs, saliency, targets, forward_args)
         labels = self.labels(saliency)
-        alike = (labels.unsqueeze(0) == labels.unsqueeze(1)).all(dim=-1)
+        alike = (labels.unsqueeze(1) == labels).all(dim=-1)
         self.add_values(self.agreement(alike, classes, 1e-9))
