@@ -21,9 +21,14 @@ def check_int(value: object, name: str) -> int:
     return value
 
 
-def all_finite(values: torch.Tensor) -> bool:
-    """No NaN or inf in `values`. Their sum is finite exactly when every value is (a NaN or an inf makes it NaN
-    or inf), unless finite values overflow it; only then is each value checked. One reduction, no mask."""
-    if values.is_floating_point() and math.isfinite(float(values.detach().sum())):
-        return True
-    return bool(torch.isfinite(values).all())
+def all_finite(*values: torch.Tensor) -> bool:
+    """No NaN or inf in any of `values`. Their sum is finite exactly when every value is (a NaN or an inf makes it
+    NaN or inf), unless finite values overflow it; only then is each value checked. One reduction per tensor, no
+    mask, one synchronisation for all of them (floating tensors on one device)."""
+    if all(tensor.is_floating_point() for tensor in values) and len({tensor.device for tensor in values}) == 1:
+        total = values[0].detach().sum()
+        for tensor in values[1:]:
+            total = total + tensor.detach().sum()
+        if math.isfinite(float(total)):
+            return True
+    return all(bool(torch.isfinite(tensor).all()) for tensor in values)

@@ -27,6 +27,12 @@ from lit_xai.explainers.seeding import sample_seed, sample_seeds
 )
 def test_all_finite(values: torch.Tensor, finite: bool) -> None:
     assert all_finite(values) is finite
+    assert all_finite(torch.ones(2), values) is finite  # several tensors: one sum, the same answer
+    assert all_finite(values, torch.arange(3)) is finite  # an integer tensor among them: each checked
+
+
+def test_all_finite_of_several_tensors_with_opposite_infinities() -> None:
+    assert not all_finite(torch.tensor([math.inf]), torch.tensor([-math.inf]))  # the joint sum is NaN
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])

@@ -44,13 +44,11 @@ def check_metric_inputs(inputs: Tensor, saliency: Tensor) -> None:
         got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
         hint = " (reduce the channels first, e.g. saliency.abs().sum(1))" if got == tuple(inputs.shape) else ""
         raise ValueError(f"saliency must have shape (B, *spatial) = {expected} to match the inputs, got {got}{hint}")
-    if inputs.is_floating_point() and saliency.is_floating_point() and saliency.device == inputs.device:
-        if math.isfinite(float(inputs.sum() + saliency.sum())):
-            return  # one reduction each, one synchronisation for both (`all_finite`: a finite sum has no NaN or inf)
+    if all_finite(inputs, saliency):  # one synchronisation for both; which one it was is looked up only on failure
+        return
     if not all_finite(inputs):
         raise ValueError("inputs contain NaN or inf; check the data and its normalisation")
-    if not all_finite(saliency):
-        raise ValueError("saliency contains NaN or inf; check the explainer's output")
+    raise ValueError("saliency contains NaN or inf; check the explainer's output")
 
 
 def batched_target_scores(
