@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import PerImageMean, batched_outputs, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, batched_outputs, batched_target_scores, metric_passes, original_scores
 from lit_xai.metrics.faithfulness.steps import (
     FeatureStepMetric,
     prepared_map,
@@ -132,7 +132,7 @@ class NonSensitivity(FeatureStepMetric):
             steps = self.steps_for(positions)
             groups = (torch.arange(positions, device=inputs.device) // width).expand_as(values)  # in index order
             substrate = make_substrate(inputs, self.substrate)
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             scores = stepped_scores(model, inputs, substrate, groups, resolved, steps, self.internal_batch_size, cumulative=False)
             padded = torch.nn.functional.pad(values, (0, steps * width - positions), value=-math.inf)
             unattributed = padded.view(-1, steps, width).amax(dim=2) < self.eps

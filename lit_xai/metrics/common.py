@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import torch
@@ -106,6 +107,11 @@ class MetricCall(NamedTuple):
     targets: Tensor | Target | None
 
 
+# the pass on the unperturbed inputs that resolved the targets in the open `metric_passes`: (model, inputs,
+# targets, the targets' scores), or None when no pass resolved them
+_RESOLVING_PASS: ContextVar[tuple[nn.Module, Tensor, Any, Tensor] | None] = ContextVar("lit_xai_resolving_pass", default=None)
+
+
 @contextmanager
 def metric_passes(
     metric: object,
@@ -127,9 +133,26 @@ def metric_passes(
     targets = check_targets(targets, inputs.shape[0], inputs.device)
     call = model_call(inputs.shape[0], forward_args, getattr(metric, "output", None), getattr(metric, "scoring", None), channel_dim, inputs.device)
     with call, torch.no_grad(), EvalMode(model):  # metric passes change no parameter's requires_grad
+        resolving = None
         if resolve and (targets is None or is_binary_call()):
-            targets = resolve_targets(model_outputs(model, inputs), targets)
-        yield MetricCall(model, inputs, saliency, targets)
+            outputs = model_outputs(model, inputs)
+            targets = resolve_targets(outputs, targets)
+            resolving = (model, inputs, targets, target_probabilities(outputs, targets).double())
+        token = _RESOLVING_PASS.set(resolving)  # set in every update, so that no enclosing update's pass is read
+        try:
+            yield MetricCall(model, inputs, saliency, targets)
+        finally:
+            _RESOLVING_PASS.reset(token)
+
+
+def original_scores(model: nn.Module, inputs: Tensor, targets: Tensor | Target | None, internal_batch_size: int | None) -> Tensor:
+    """The targets' scores `(B,)` float64 on the unperturbed `inputs` (`batched_target_scores`), without a pass
+    when the open `metric_passes` ran one on these inputs with this model to resolve the targets (a direct
+    caller without targets pays one pass over the batch, not two)."""
+    resolving = _RESOLVING_PASS.get()
+    if resolving is not None and resolving[0] is model and resolving[1] is inputs and resolving[2] is targets:
+        return resolving[3]
+    return batched_target_scores(model, inputs, targets, internal_batch_size)
 
 
 def check_explainer(explainer: object) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_xai.chunking import check_internal_batch_size
-from lit_xai.metrics.common import SkippingMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import SkippingMean, batched_target_scores, metric_passes, original_scores
 from lit_xai.targets import ForwardArgs, TargetsLike
 
 
@@ -74,12 +74,8 @@ class MaskedConfidenceMetric(SkippingMean):
             mask = normalised_saliency(saliency.to(inputs.device).to(inputs.dtype)).unsqueeze(1)
             if not self.keep_salient:
                 mask = 1 - mask
-            both = torch.cat([inputs, inputs * mask])
-            rows = torch.arange(len(inputs), device=inputs.device).repeat(2)  # each row's sample
-            scores = batched_target_scores(
-                model, both, None if resolved is None else resolved[rows], self.internal_batch_size, len(inputs), rows
-            )
-            original, masked = scores[: len(inputs)], scores[len(inputs) :]
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)  # no pass after targets=None
+            masked = batched_target_scores(model, inputs * mask, resolved, self.internal_batch_size)
             kept = original > self.min_score
             values = torch.full_like(original, math.nan)
             values[kept] = self.score(original[kept], masked[kept])

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seeds
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, metric_passes, original_scores
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
@@ -96,7 +96,7 @@ class FaithfulnessCorrelation(PerImageMean):
             phi = saliency.to(inputs.device).double().flatten(1)
             substrate = make_substrate(inputs, self.substrate).flatten(2)
             flat_inputs = inputs.flatten(2)
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 chosen = torch.stack([self.draw(positions, seeds[i], s) for i, s in zip(image.tolist(), draw.tolist())])
                 chosen = chosen.to(inputs.device)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_draws, pair_generator, sample_seeds
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, metric_passes, original_scores
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
 
 PERTURBATIONS = ("gaussian", "square")
@@ -119,7 +119,7 @@ class Infidelity(PerImageMean):
             predicted = torch.empty(batch, self.samples, dtype=torch.float64, device=inputs.device)
             changes = torch.empty_like(predicted)
             phi = saliency.to(inputs.device).double()
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             for image, draw in pair_chunks(batch, self.samples, self.internal_batch_size, inputs):
                 pattern = self.draws(spatial, [seeds[i] for i in image.tolist()], draw.tolist())
                 pattern = pattern.to(device=inputs.device, dtype=inputs.dtype).unsqueeze(1)

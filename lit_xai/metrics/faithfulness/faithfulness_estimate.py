@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lit_xai.metrics.common import batched_target_scores, metric_passes
+from lit_xai.metrics.common import metric_passes, original_scores
 from lit_xai.metrics.faithfulness.steps import (
     FeatureStepMetric,
     position_ranks,
@@ -46,7 +46,7 @@ class FaithfulnessEstimate(FeatureStepMetric):
             steps, width = self.steps_for(values.shape[1]), self.features_in_step
             units = ranks // width
             substrate = make_substrate(inputs, self.substrate)
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             scores = stepped_scores(model, inputs, substrate, units, resolved, steps, self.internal_batch_size, cumulative=False)
             return step_sums(values, ranks, width, steps), original.unsqueeze(1) - scores
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import pair_chunks
 from lit_xai.explainers.seeding import sample_seed, sample_seeds
-from lit_xai.metrics.common import batched_target_scores, metric_passes
+from lit_xai.metrics.common import metric_passes, original_scores
 from lit_xai.metrics.faithfulness.steps import (
     FeatureStepMetric,
     position_ranks,
@@ -135,7 +135,7 @@ class MonotonicityCorrelation(FeatureStepMetric):
             uniform = torch.stack([self.seeded_draws(own_seed, steps) for own_seed in sample_seeds(inputs, self.seed)])
             uniform = uniform.flatten(1).to(inputs.device, inputs.dtype)
             shape = inputs.shape[1:]
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             squared = torch.empty(inputs.shape[0], steps * draws, dtype=torch.float64, device=inputs.device)
             for image, pair in pair_chunks(inputs.shape[0], steps * draws, self.internal_batch_size, inputs):
                 replaced = (units.index_select(0, image) == (pair // draws).unsqueeze(1)).view(len(image), 1, *shape[1:])

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, index_chunks
 from lit_xai.explainers.seeding import sample_seeds
-from lit_xai.metrics.common import PerImageMean, SkippingMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, SkippingMean, metric_passes, original_scores
 from lit_xai.metrics.faithfulness.steps import stepped_inputs
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.segments import Features, check_features, segment_counts, segments
@@ -155,7 +155,7 @@ class RegionPerturbation(SegmentRemovalMetric):
             ranks = ranks_by_key(keys, counts, descending=self.order != "lerf")
             steps = segment_counts(ids).clamp(max=self.regions_evaluation)
             position_ranks = ranks.gather(1, ids.flatten(1))
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             scores = removal_scores(model, inputs, resolved, position_ranks, steps, make_substrate(inputs, self.substrate), self.internal_batch_size)
             return original.unsqueeze(1) - scores
 
@@ -188,7 +188,7 @@ class IROF(SegmentRemovalMetric, SkippingMean):
             values = saliency.abs() if self.abs else saliency
             counts = segment_counts(ids)
             position_ranks = ranks_by_key(segment_attribution(values, ids, "mean"), counts, descending=True).gather(1, ids.flatten(1))
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             scores = removal_scores(model, inputs, resolved, position_ranks, counts, make_substrate(inputs, self.substrate), self.internal_batch_size)
             return scores / original.unsqueeze(1)
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from lit_xai.checks import check_int, check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
 from lit_xai.explainers.seeding import pair_generator, sample_seeds
-from lit_xai.metrics.common import PerImageMean, batched_target_scores, metric_passes
+from lit_xai.metrics.common import PerImageMean, metric_passes, original_scores
 from lit_xai.metrics.randomization import pearson_correlation
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import (
@@ -109,7 +109,7 @@ class SensitivityN(PerImageMean):
             drops = torch.empty_like(sums)
             phi = saliency.to(inputs.device).double().flatten(1)
             substrate, flat_inputs = make_substrate(inputs, self.substrate).flatten(2), inputs.flatten(2)
-            original = batched_target_scores(model, inputs, resolved, self.internal_batch_size)
+            original = original_scores(model, inputs, resolved, self.internal_batch_size)
             for image, pair in pair_chunks(batch, repeats, self.internal_batch_size, inputs):
                 size_index, draw = pair // self.nr_samples, pair % self.nr_samples
                 replaced = torch.zeros(len(image), positions, dtype=torch.bool)
