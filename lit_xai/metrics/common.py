@@ -145,14 +145,21 @@ def metric_passes(
             _RESOLVING_PASS.reset(token)
 
 
-def original_scores(model: nn.Module, inputs: Tensor, targets: Tensor | Target | None, internal_batch_size: int | None) -> Tensor:
-    """The targets' scores `(B,)` float64 on the unperturbed `inputs` (`batched_target_scores`), without a pass
-    when the open `metric_passes` ran one on these inputs with this model to resolve the targets (a direct
-    caller without targets pays one pass over the batch, not two)."""
+def known_original_scores(model: nn.Module, inputs: Tensor, targets: Tensor | Target | None) -> Tensor | None:
+    """The targets' scores `(B,)` float64 on the unperturbed `inputs` when the open `metric_passes` ran them
+    with this model to resolve the targets (`targets=None`); else None."""
     resolving = _RESOLVING_PASS.get()
     if resolving is not None and resolving[0] is model and resolving[1] is inputs and resolving[2] is targets:
         return resolving[3]
-    return batched_target_scores(model, inputs, targets, internal_batch_size)
+    return None
+
+
+def original_scores(model: nn.Module, inputs: Tensor, targets: Tensor | Target | None, internal_batch_size: int | None) -> Tensor:
+    """The targets' scores `(B,)` float64 on the unperturbed `inputs` (`batched_target_scores`), without a pass
+    where they are known (`known_original_scores`: a direct caller without targets pays one pass over the
+    batch, not two)."""
+    known = known_original_scores(model, inputs, targets)
+    return known if known is not None else batched_target_scores(model, inputs, targets, internal_batch_size)
 
 
 def check_explainer(explainer: object) -> None:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from lit_xai.checks import check_positive_int
 from lit_xai.chunking import check_internal_batch_size, pair_chunks
-from lit_xai.metrics.common import PerImageMean, metric_passes
+from lit_xai.metrics.common import PerImageMean, known_original_scores, metric_passes
 from lit_xai.metrics.faithfulness.steps import stepped_inputs
 from lit_xai.metrics.substrates import Substrate, check_substrate, make_substrate
 from lit_xai.targets import ForwardArgs, TargetsLike, model_outputs, target_probabilities
@@ -71,13 +71,21 @@ def perturbation_curves(
     steps: int,
     insertion: bool,
     internal_batch_size: int | None,
+    original: Tensor | None = None,
 ) -> Tensor:
-    """Target scores `(B, steps + 1)` along the insertion (or deletion) path of each image."""
+    """Target scores `(B, steps + 1)` along the insertion (or deletion) path of each image. `original`, the
+    scores of the unperturbed inputs where already known, fills the step that is the inputs (insertion's
+    last, deletion's first) without a pass."""
     batch = inputs.shape[0]
     last_changed = torch.arange(steps + 1, device=inputs.device) * units // steps - 1  # step s changes ranks < its count
     kept, replacement = (substrate, inputs) if insertion else (inputs, substrate)
     scores = torch.empty(batch, steps + 1, dtype=torch.float64, device=inputs.device)
-    for image, step in pair_chunks(batch, steps + 1, internal_batch_size, inputs):
+    walked, first = steps + 1, 0
+    if original is not None:
+        scores[:, steps if insertion else 0] = original
+        walked, first = steps, 0 if insertion else 1
+    for image, step in pair_chunks(batch, walked, internal_batch_size, inputs):
+        step = step + first
         rows = stepped_inputs(kept, replacement, ranks, image, last_changed[step], cumulative=True)
         outputs = model_outputs(model, rows, image)
         scores[image, step] = target_probabilities(outputs, None if targets is None else targets[image]).double()
@@ -134,7 +142,7 @@ class PerturbationCurveMetric(PerImageMean):
             ranks, units = unit_ranks(saliency.to(inputs.device), self.patch, self.order)
             return perturbation_curves(
                 model, inputs, ranks, units, resolved, make_substrate(inputs, self.substrate), self.steps, self.insertion,
-                self.internal_batch_size,
+                self.internal_batch_size, known_original_scores(model, inputs, resolved),
             )
 
     def update(self, model: nn.Module, inputs: Tensor, saliency: Tensor, targets: TargetsLike = None, forward_args: ForwardArgs = None) -> None:
